@@ -1,0 +1,38 @@
+#ifndef CSEED_OPENSSL_SHIM_H
+#define CSEED_OPENSSL_SHIM_H
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/bio.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <openssl/bn.h>
+#include <openssl/dh.h>
+#include <openssl/ec.h>
+#include <openssl/rsa.h>
+
+// Macros Swift cannot import, wrapped one to one.
+static inline long seed_SSL_CTX_set_min_proto_version(SSL_CTX *c, int v) { return SSL_CTX_set_min_proto_version(c, v); }
+static inline long seed_SSL_CTX_set_max_proto_version(SSL_CTX *c, int v) { return SSL_CTX_set_max_proto_version(c, v); }
+static inline long seed_SSL_CTX_set_mode(SSL_CTX *c, long m) { return SSL_CTX_set_mode(c, m); }
+static inline long seed_SSL_set_mode(SSL *s, long m) { return SSL_set_mode(s, m); }
+static inline long seed_SSL_CTX_set_session_cache_mode(SSL_CTX *c, long m) { return SSL_CTX_set_session_cache_mode(c, m); }
+static inline long seed_SSL_CTX_sess_set_cache_size(SSL_CTX *c, long n) { return SSL_CTX_sess_set_cache_size(c, n); }
+static inline long seed_SSL_CTX_set_dh_auto(SSL_CTX *c, long on) { return SSL_CTX_set_dh_auto(c, on); }
+static inline long seed_SSL_set_tlsext_host_name(SSL *s, const char *name) { return SSL_set_tlsext_host_name(s, name); }
+static inline long seed_SSL_CTX_set1_groups_list(SSL_CTX *c, const char *l) { return SSL_CTX_set1_groups_list(c, l); }
+static inline long seed_BIO_get_mem_data(BIO *b, char **pp) { return BIO_get_mem_data(b, pp); }
+static inline size_t seed_BIO_ctrl_pending(BIO *b) { return BIO_ctrl_pending(b); }
+static inline long seed_SSL_CTX_add_extra_chain_cert(SSL_CTX *c, X509 *x) { return SSL_CTX_add_extra_chain_cert(c, x); }
+static inline long seed_SSL_CTX_set_options(SSL_CTX *c, long o) { return (long)SSL_CTX_set_options(c, (uint64_t)o); }
+static inline long seed_SSL_CTX_set_read_ahead(SSL_CTX *c, int on) { return SSL_CTX_set_read_ahead(c, on); }
+static inline long seed_SSL_get_max_cert_list(SSL *s) { return SSL_get_max_cert_list(s); }
+static inline int seed_SSL_CTX_set_ecdh_auto(SSL_CTX *c, int on) { (void)c; (void)on; return 1; }
+static inline int seed_OPENSSL_init(void) {
+    return OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
+}
+#endif

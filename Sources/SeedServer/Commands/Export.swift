@@ -1,0 +1,1 @@
+func runExport(_ args: inout Arguments) async throws -> Int32 { notYetAvailable("export") }

@@ -1,0 +1,1 @@
+func runImport(_ args: inout Arguments) async throws -> Int32 { notYetAvailable("import") }

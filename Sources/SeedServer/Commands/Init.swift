@@ -1,0 +1,1 @@
+func runInit(_ args: inout Arguments) async throws -> Int32 { notYetAvailable("init") }

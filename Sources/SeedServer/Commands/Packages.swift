@@ -1,0 +1,1 @@
+func runPackages(_ args: inout Arguments) async throws -> Int32 { notYetAvailable("packages") }

@@ -1,0 +1,1 @@
+func runServe(_ args: inout Arguments) async throws -> Int32 { notYetAvailable("serve") }

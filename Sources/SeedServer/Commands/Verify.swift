@@ -1,0 +1,1 @@
+func runVerify(_ args: inout Arguments) async throws -> Int32 { notYetAvailable("verify") }

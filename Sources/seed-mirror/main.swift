@@ -1,0 +1,4 @@
+import Foundation
+import SeedServer
+
+exit(await SeedMirrorCLI.main(Array(CommandLine.arguments.dropFirst())))

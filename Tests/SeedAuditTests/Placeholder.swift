@@ -1,0 +1,4 @@
+import SeedAudit
+import Testing
+
+@Test func moduleLinks() {}

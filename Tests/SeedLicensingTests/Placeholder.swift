@@ -1,0 +1,4 @@
+import SeedLicensing
+import Testing
+
+@Test func moduleLinks() {}

@@ -1,0 +1,4 @@
+import SeedServer
+import Testing
+
+@Test func moduleLinks() {}

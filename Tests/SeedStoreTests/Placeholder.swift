@@ -1,0 +1,4 @@
+import SeedStore
+import Testing
+
+@Test func moduleLinks() {}

@@ -1,0 +1,4 @@
+import SeedTLS
+import Testing
+
+@Test func moduleLinks() {}

@@ -1,0 +1,4 @@
+import SeedZip
+import Testing
+
+@Test func moduleLinks() {}
