@@ -114,7 +114,7 @@ public protocol MirrorUpstream: Sendable {
 public func validatedLicenseBody(_ bytes: [UInt8], minimumBytes: Int = 800) throws(IssueError) -> [UInt8] {
     let head = String(decoding: bytes.prefix(64), as: UTF8.self)
     if head.hasPrefix("Error:") {
-        let line = head.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).first.map(String.init) ?? head
+        let line = head.split(whereSeparator: { $0.isNewline }).first.map(String.init) ?? head
         // `Error: HTTP-401` carries the portal's status; keep it so 401/403/409 map like a real status.
         var status = 502
         if let r = line.range(of: "HTTP-"), let s = Int(line[r.upperBound...].prefix(3)), (400...599).contains(s) {
