@@ -399,4 +399,20 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
             #expect(h.upstream.packageFetches.count == 1)
         }
     }
+
+    @Test func withoutALicenseOnlyRouteEachNewHostCostsAPackageDownload() async throws {
+        try await withTemporaryDirectory { (dir: String) async throws in
+            let h = Harness(upstream: FakeUpstream(licenseOnly: false), dir: dir)
+            for host in ["a1", "a2", "a3"] {
+                let r = await h.send(cloudRequest(host: host))
+                #expect(r.status == 200)
+                _ = try await collectBody(r.body)
+            }
+            let lo = await h.send(licenseOnlyRequest(body: "hostnames=a4&type=server", accept: "application/octet-stream"))
+            #expect(lo.status == 200)
+            #expect(try await collectBody(lo.body).starts(with: Array("LIC:a4:".utf8)))
+            #expect(h.upstream.packageFetches.map(\.host) == ["a1", "a2", "a3", "a4"])
+            #expect(h.upstream.licenseCalls.isEmpty)
+        }
+    }
 }

@@ -102,11 +102,13 @@ public final class FakeUpstream: MirrorUpstream {
     public let packageBehaviour: PackageBehaviour
     public let licenseRefusal: Int?
     public let sendContentLength: Bool
+    public let canIssueLicenseOnly: Bool
 
     public init(
         packageSize: Int = 64 * 1024, package: PackageBehaviour = .serve, licenseRefusal: Int? = nil,
-        holdBodies: Bool = false, sendContentLength: Bool = true
+        holdBodies: Bool = false, sendContentLength: Bool = true, licenseOnly: Bool = true
     ) {
+        canIssueLicenseOnly = licenseOnly
         var b = [UInt8](repeating: 0, count: packageSize)
         for i in 0..<packageSize { b[i] = UInt8(truncatingIfNeeded: i &* 7 &+ 3) }
         packageBytes = b

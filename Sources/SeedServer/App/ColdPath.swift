@@ -112,22 +112,22 @@ public final class PackageService: Sendable {
             throw IssueError(.notSent, "the mirror is offline and has no license for \(hostKey)")
         }
         if request.route == .licenseOnly {
-            return try await licenseOnly(upstream, hostKey: hostKey, request: request)
+            return try await licenseOnly(upstream, hostKey: hostKey, request: request, handoff: handoff)
         }
         let key = PackageKey(os: request.os, arch: request.arch)
         let cached = try await currentPackage(key)
         if let cached, isFresh(cached) {
-            return try await licenseOnly(upstream, hostKey: hostKey, request: request)
+            return try await licenseOnly(upstream, hostKey: hostKey, request: request, handoff: handoff)
         }
         switch flights.join(key) {
         case .follow(let flight):
             counters.withLock { $0.flightWaits += 1 }
             switch await flight.wait(timeout: settings.followerWaitTimeout) {
             case .finished(.success):
-                return try await licenseOnly(upstream, hostKey: hostKey, request: request)
+                return try await licenseOnly(upstream, hostKey: hostKey, request: request, handoff: handoff)
             case .finished(.failure) where cached != nil:
                 // A stale package still serves when the refresh failed.
-                return try await licenseOnly(upstream, hostKey: hostKey, request: request)
+                return try await licenseOnly(upstream, hostKey: hostKey, request: request, handoff: handoff)
             case .finished(.failure(let e)):
                 throw IssueError(.notSent, "the package download this request waited for failed: \(e.message)")
             case .timedOut:
@@ -137,7 +137,7 @@ public final class PackageService: Sendable {
             // Someone may have finished the download between our look and our join.
             if let again = try? await catalog.current(key), isFresh(again) {
                 flights.finish(key, flight, .success(again))
-                return try await licenseOnly(upstream, hostKey: hostKey, request: request)
+                return try await licenseOnly(upstream, hostKey: hostKey, request: request, handoff: handoff)
             }
             let fetch = PackageFetch(
                 host: request.hostAsked, type: request.type, os: request.os, arch: request.arch,
@@ -157,9 +157,22 @@ public final class PackageService: Sendable {
         }
     }
 
-    private func licenseOnly(_ upstream: any MirrorUpstream, hostKey: String, request: LicenseRequest)
-        async throws(IssueError) -> IssuedLicense
-    {
+    private func licenseOnly(
+        _ upstream: any MirrorUpstream, hostKey: String, request: LicenseRequest, handoff: ServeHandoff?
+    ) async throws(IssueError) -> IssuedLicense {
+        guard upstream.canIssueLicenseOnly else {
+            // No license-only route: the license comes inside a package download for this host, which is
+            // imported like any other (unchanged members are not stored twice).
+            let key = PackageKey(
+                os: request.os.isEmpty ? "windows" : request.os, arch: request.arch.isEmpty ? "amd64" : request.arch)
+            let fetch = PackageFetch(
+                host: request.hostAsked, type: request.type, os: key.os, arch: key.arch, comment: request.comment)
+            let (_, licenses) = try await download(upstream, fetch: fetch, key: key, handoff: handoff)
+            guard let lic = pickLicense(licenses, hostKey: hostKey) else {
+                throw IssueError(.outcomeUnknown, "the upstream package for \(hostKey) contained no license file")
+            }
+            return IssuedLicense(bytes: try validatedLicenseBody(lic.bytes), source: .upstream, upstreamReference: lic.name)
+        }
         counters.withLock { $0.licenseOnlyCalls += 1 }
         let lic = try await upstream.issueLicense(hostKey: hostKey, type: request.type, comment: request.comment)
         return IssuedLicense(

@@ -102,6 +102,9 @@ public protocol UpstreamBody: Sendable {
 /// The upstream calls the mirror makes (SeedUpstream's client behind an adapter). Neither call is ever
 /// retried here: a retry of an issuing call can spend a second license.
 public protocol MirrorUpstream: Sendable {
+    /// False when no license-only route is configured (no portal API key, no parent mirror): then every
+    /// new host's license costs a package download.
+    var canIssueLicenseOnly: Bool { get }
     /// `GET /api/public/thor10` with the mirror's token: the package plus a license for `fetch.host`.
     /// Non-200 answers throw `.rejected(status)`; failures before sending `.notSent`.
     func fetchPackage(_ fetch: PackageFetch) async throws(IssueError) -> any UpstreamBody
