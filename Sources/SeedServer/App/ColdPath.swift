@@ -77,11 +77,13 @@ public final class PackageService: Sendable {
     let now: @Sendable () -> Double
     let flights = FlightTable<PackageKey, CachedPackage, IssueError>()
     let counters = Mutex(PackageCounters())
+    let metrics: (any RouteMetrics)?
 
     public init(
         catalog: any PackageCatalog, upstream: (any MirrorUpstream)?, settings: PackageServiceSettings,
-        logger: Logger, now: @escaping @Sendable () -> Double = wallClockSeconds
+        logger: Logger, metrics: (any RouteMetrics)? = nil, now: @escaping @Sendable () -> Double = wallClockSeconds
     ) {
+        self.metrics = metrics
         self.catalog = catalog
         self.upstream = upstream
         self.settings = settings
@@ -122,7 +124,7 @@ public final class PackageService: Sendable {
         switch flights.join(key) {
         case .follow(let flight):
             counters.withLock { $0.flightWaits += 1 }
-            switch await flight.wait(timeout: settings.followerWaitTimeout) {
+            switch await waitFor(flight) {
             case .finished(.success):
                 return try await licenseOnly(upstream, hostKey: hostKey, request: request, handoff: handoff)
             case .finished(.failure) where cached != nil:
@@ -157,6 +159,14 @@ public final class PackageService: Sendable {
         }
     }
 
+    private func waitFor(_ flight: Flight<CachedPackage, IssueError>) async
+        -> Flight<CachedPackage, IssueError>.WaitResult
+    {
+        metrics?.flightWaiters(delta: 1)
+        defer { metrics?.flightWaiters(delta: -1) }
+        return await flight.wait(timeout: settings.followerWaitTimeout)
+    }
+
     private func licenseOnly(
         _ upstream: any MirrorUpstream, hostKey: String, request: LicenseRequest, handoff: ServeHandoff?
     ) async throws(IssueError) -> IssuedLicense {
@@ -174,6 +184,8 @@ public final class PackageService: Sendable {
             return IssuedLicense(bytes: try validatedLicenseBody(lic.bytes), source: .upstream, upstreamReference: lic.name)
         }
         counters.withLock { $0.licenseOnlyCalls += 1 }
+        let started = ContinuousClock.now
+        defer { metrics?.upstreamCompleted(operation: "license", seconds: seconds(since: started)) }
         let lic = try await upstream.issueLicense(hostKey: hostKey, type: request.type, comment: request.comment)
         return IssuedLicense(
             bytes: try validatedLicenseBody(lic.bytes), source: lic.source, upstreamReference: lic.upstreamReference)
@@ -204,6 +216,7 @@ public final class PackageService: Sendable {
     {
         counters.withLock { $0.packageDownloads += 1 }
         let started = ContinuousClock.now
+        defer { metrics?.upstreamCompleted(operation: "package", seconds: seconds(since: started)) }
         let body = try await upstream.fetchPackage(fetch)
         let writer: TempFileWriter
         do {
@@ -262,11 +275,12 @@ public final class PackageService: Sendable {
             throw IssueError(.outcomeUnknown, "the upstream package could not be imported: \(error)")
         }
         relay?.complete()
-        let ms = Double((ContinuousClock.now - started).components.attoseconds) / 1e15
-            + Double((ContinuousClock.now - started).components.seconds) * 1000
         logger.info(
             "upstream package imported",
-            [("package", "\(key)"), ("bytes", String(writer.written)), ("duration.ms", String(Int(ms)))])
+            [
+                ("package", "\(key)"), ("bytes", String(writer.written)),
+                ("duration.ms", String(Int(seconds(since: started) * 1000))),
+            ])
         return (imported.package, imported.licenses)
     }
 
@@ -289,7 +303,7 @@ public final class PackageService: Sendable {
                 switch flights.join(key) {
                 case .follow(let flight):
                     counters.withLock { $0.flightWaits += 1 }
-                    switch await flight.wait(timeout: settings.followerWaitTimeout) {
+                    switch await waitFor(flight) {
                     case .finished(.success(let p)): package = p
                     case .finished(.failure(let e)):
                         if cached == nil {
@@ -332,6 +346,11 @@ public final class PackageService: Sendable {
             throw PackageError(500, "the cached package could not be assembled")
         }
     }
+}
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let d = ContinuousClock.now - start
+    return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
 }
 
 /// Seconds since the Unix epoch from the system clock.

@@ -26,6 +26,10 @@ public protocol RouteMetrics: Sendable {
     func answered(route: String, status: Int)
     /// A package answer served from the cache (`hit`) or after an upstream download (`miss`).
     func packageServed(hit: Bool)
+    /// An upstream call completed (`operation` is `package` or `license`), successfully or not.
+    func upstreamCompleted(operation: String, seconds: Double)
+    /// Requests waiting for another request's package download went up (+1) or down (-1).
+    func flightWaiters(delta: Int)
 }
 
 /// Everything the router needs, built by `MirrorApp` from the configuration (or by tests directly).
