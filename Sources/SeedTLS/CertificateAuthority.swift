@@ -93,7 +93,8 @@ public enum CertificateAuthority {
     ) throws(TLSError) -> IssuedCertificate {
         guard validityDays >= 1 && validityDays <= maxServerValidityDays else {
             throw TLSError(
-                step: "server certificate validity of \(validityDays) days is out of range 1...\(maxServerValidityDays)",
+                step:
+                    "server certificate validity of \(validityDays) days is out of range 1...\(maxServerValidityDays)",
                 reasons: [])
         }
         let parsed = try parseNames(names)
@@ -155,9 +156,11 @@ public enum CertificateAuthority {
         }
         let caPath = dir + "/ca.pem"
         let caKeyPath = dir + "/ca.key"
-        let reuse = reuseExistingCA && FileManager.default.fileExists(atPath: caPath)
+        let reuse =
+            reuseExistingCA && FileManager.default.fileExists(atPath: caPath)
             && FileManager.default.fileExists(atPath: caKeyPath)
-        let ca = reuse ? try loadCA(certificatePath: caPath, keyPath: caKeyPath) : try createCA(commonName: caCommonName)
+        let ca =
+            reuse ? try loadCA(certificatePath: caPath, keyPath: caKeyPath) : try createCA(commonName: caCommonName)
         let rsa = try issueServerCertificate(ca: ca, names: names, keyType: .rsa3072, validityDays: serverValidityDays)
         let ec = try issueServerCertificate(ca: ca, names: names, keyType: .ecdsaP256, validityDays: serverValidityDays)
         if !reuse {
@@ -166,7 +169,8 @@ public enum CertificateAuthority {
         }
         let pki = DevelopmentPKI(
             caCertificatePath: caPath, caKeyPath: caKeyPath,
-            rsa: CertificateKeyPair(certificateChainPath: dir + "/server-rsa.pem", privateKeyPath: dir + "/server-rsa.key"),
+            rsa: CertificateKeyPair(
+                certificateChainPath: dir + "/server-rsa.pem", privateKeyPath: dir + "/server-rsa.key"),
             ecdsa: CertificateKeyPair(
                 certificateChainPath: dir + "/server-ecdsa.pem", privateKeyPath: dir + "/server-ecdsa.key"),
             reusedCA: reuse)
@@ -390,7 +394,8 @@ private final class Certificate {
         guard let list = seed_GENERAL_NAMES_new() else { throw capture("subjectAltName") }
         defer { seed_GENERAL_NAMES_free(list) }
         for n in names {
-            guard let gn = GENERAL_NAME_new(), let value = ASN1_STRING_type_new(n.isIP ? V_ASN1_OCTET_STRING : V_ASN1_IA5STRING)
+            guard let gn = GENERAL_NAME_new(),
+                let value = ASN1_STRING_type_new(n.isIP ? V_ASN1_OCTET_STRING : V_ASN1_IA5STRING)
             else { throw capture("subjectAltName") }
             let ok = n.bytes.withUnsafeBytes { ASN1_STRING_set(value, $0.baseAddress, Int32($0.count)) }
             GENERAL_NAME_set0_value(gn, n.isIP ? GEN_IPADD : GEN_DNS, UnsafeMutableRawPointer(value))
@@ -536,7 +541,8 @@ private func isValidDNSName(_ name: String) -> Bool {
     for label in s.split(separator: ".", omittingEmptySubsequences: false) {
         guard !label.isEmpty, label.utf8.count <= 63, !label.hasPrefix("-"), !label.hasSuffix("-") else { return false }
         for c in label.utf8 {
-            let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D
+            let ok =
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D
                 || c == 0x5F
             if !ok { return false }
         }

@@ -1,8 +1,8 @@
 import Foundation
 import SeedHTTPServer
 import SeedServer
-import SeedTestSupport
 import SeedTLS
+import SeedTestSupport
 import Testing
 
 /// Parses `json` as if it sat in `/srv/mirror/config/`.
@@ -70,7 +70,8 @@ private func write(_ text: String, to path: String, mode: Int = 0o600) throws {
         #expect(c.listen == [ListenAddress(host: "127.0.0.1", port: 0), ListenAddress(host: "::1", port: 8443)])
         let http = c.httpServerConfiguration
         #expect(http.eventLoops == 2 && http.maxConnections == 10)
-        #expect(http.limits.maxHeadBytes == 8192 && http.limits.maxHeaderCount == 50 && http.limits.maxBodyBytes == 4096)
+        #expect(
+            http.limits.maxHeadBytes == 8192 && http.limits.maxHeaderCount == 50 && http.limits.maxBodyBytes == 4096)
         #expect(http.timeouts.handshake == .milliseconds(1500) && http.timeouts.requestHead == .seconds(2))
         #expect(http.timeouts.idle == .seconds(3) && http.timeouts.writeStall == .seconds(4))
         #expect(http.timeouts.requestBody == .seconds(5) && c.server.shutdownGrace == .seconds(5))
@@ -179,7 +180,9 @@ private func write(_ text: String, to path: String, mode: Int = 0o600) throws {
             #expect(c.admin.token?.value == "admin-secret-value-12345")
             // Printing the configuration shows where secrets come from, never their values.
             let dumped = "\(c) \(String(reflecting: c))"
-            for secret in ["upstream-secret-value", "client-secret-value-1234", "admin-secret-value-12345", "retired-token"] {
+            for secret in [
+                "upstream-secret-value", "client-secret-value-1234", "admin-secret-value-12345", "retired-token",
+            ] {
                 #expect(!dumped.contains(secret), "\(secret) leaked")
             }
             #expect(dumped.contains("<secret from $\(variable)>"))
@@ -193,7 +196,8 @@ private func write(_ text: String, to path: String, mode: Int = 0o600) throws {
     @Test func literalSecretsInAWorldReadableFileWarnWithoutTheValue() async throws {
         try await withTemporaryDirectory { dir in
             let path = dir + "/config/seed-mirror.json"
-            let json = #"{"clients": [{"name": "a", "token": "literal-token-value-0001"}], "admin": {"token": "short"}}"#
+            let json =
+                #"{"clients": [{"name": "a", "token": "literal-token-value-0001"}], "admin": {"token": "short"}}"#
             try write(json, to: path, mode: 0o644)
             let open = try MirrorConfig.load(path: path)
             #expect(open.warnings.contains { $0.contains("clients[0].token") })
@@ -208,13 +212,16 @@ private func write(_ text: String, to path: String, mode: Int = 0o600) throws {
     @Test func duplicateAndShortClientTokens() throws {
         let dup = message {
             _ = try parse(
-                #"{"clients": [{"name": "a", "token": "same-token-0123456789"}, {"name": "b", "token": "same-token-0123456789"}]}"#
-            )
+                """
+                {"clients": [{"name": "a", "token": "same-token-0123456789"},
+                             {"name": "b", "token": "same-token-0123456789"}]}
+                """)
         }
         #expect(dup?.contains("clients[1].token") == true && dup?.contains("\"a\"") == true)
         #expect(dup?.contains("same-token") == false)
         let twice = message {
-            _ = try parse(#"{"clients": [{"name": "a", "token": "t1-0123456789abcdef"}, {"name": "a", "token": "t2"}]}"#)
+            _ = try parse(
+                #"{"clients": [{"name": "a", "token": "t1-0123456789abcdef"}, {"name": "a", "token": "t2"}]}"#)
         }
         #expect(twice?.contains("clients[1].name") == true)
         let short = try parse(#"{"clients": [{"name": "a", "token": "abc"}]}"#)
@@ -223,7 +230,8 @@ private func write(_ text: String, to path: String, mode: Int = 0o600) throws {
 
     @Test func relativePathsResolveAgainstTheFolderHoldingConfig() async throws {
         try await withTemporaryDirectory { dir in
-            let json = #"{"paths": {"cacheDir": "c"}, "tls": {"certificates": [{"certificate": "x.pem", "key": "x.key"}]}}"#
+            let json =
+                #"{"paths": {"cacheDir": "c"}, "tls": {"certificates": [{"certificate": "x.pem", "key": "x.key"}]}}"#
             try write(json, to: dir + "/m/config/seed-mirror.json")
             try write(json, to: dir + "/elsewhere/mirror.json")
             // Loaded by an absolute path from an unrelated working directory.
@@ -262,7 +270,9 @@ private func write(_ text: String, to path: String, mode: Int = 0o600) throws {
         #expect(u.maxBodyBytes == 200_000_000 && u.refreshInterval == nil)
         let v6 = try parse(#"{"upstream": {"proxy": "http://[fd00::1]:8080"}}"#)
         #expect(v6.upstream.proxy?.host == "fd00::1" && v6.upstream.proxy?.username == nil)
-        for bad in ["socks5://u:hunter2@p:1080", "http://u:hunter2@p", "http://u:hunter2@p:0", "http://u:hunter2@p:1/x"] {
+        for bad in [
+            "socks5://u:hunter2@p:1080", "http://u:hunter2@p", "http://u:hunter2@p:0", "http://u:hunter2@p:1/x",
+        ] {
             let m = message { _ = try parse(#"{"upstream": {"proxy": "\#(bad)"}}"#) }
             #expect(m?.contains("upstream.proxy") == true, "\(bad)")
             #expect(m?.contains("hunter2") == false, "the error repeats the password")

@@ -1,7 +1,7 @@
 import Foundation
 import SeedServer
-import SeedTestSupport
 import SeedTLS
+import SeedTestSupport
 import Testing
 
 private func read(_ path: String) throws -> String { try String(contentsOfFile: path, encoding: .utf8) }
@@ -20,7 +20,10 @@ private func mode(_ path: String) throws -> Int {
             #expect(status == 0)
             let fm = FileManager.default
             #expect(fm.fileExists(atPath: dir + "/cache"))
-            for key in ["config/client.token", "config/admin.token", "certs/ca.key", "certs/server-rsa.key", "certs/server-ecdsa.key"] {
+            for key in [
+                "config/client.token", "config/admin.token", "certs/ca.key", "certs/server-rsa.key",
+                "certs/server-ecdsa.key",
+            ] {
                 #expect(try mode(dir + "/" + key) == 0o600, "\(key)")
             }
             let clientToken = try read(dir + "/config/client.token").trimmingCharacters(in: .whitespacesAndNewlines)
@@ -35,7 +38,8 @@ private func mode(_ path: String) throws -> Int {
             #expect(config.warnings.isEmpty)
             #expect(config.upstream.mode == .offline)
             let pairs = config.tlsServerConfiguration.certificates
-            #expect(pairs.map(\.certificateChainPath) == [dir + "/certs/server-rsa.pem", dir + "/certs/server-ecdsa.pem"])
+            #expect(
+                pairs.map(\.certificateChainPath) == [dir + "/certs/server-rsa.pem", dir + "/certs/server-ecdsa.pem"])
             let ca = try read(dir + "/certs/ca.pem")
             for pair in pairs {
                 #expect(fm.fileExists(atPath: pair.privateKeyPath))

@@ -1,6 +1,6 @@
 import Foundation
-import SeedTestSupport
 import SeedTLS
+import SeedTestSupport
 import Testing
 
 @Suite struct CertificateAuthorityTests {
@@ -34,7 +34,9 @@ import Testing
         #expect(d.keyType == type)
         #expect(d.keyBits == (type == .rsa3072 ? 3072 : 256))
         #expect(
-            d.subjectAltNames == [.dns("mirror.internal"), .dns("localhost"), .ip("127.0.0.1"), .ip("::1"), .ip("fe80::1")])
+            d.subjectAltNames == [
+                .dns("mirror.internal"), .dns("localhost"), .ip("127.0.0.1"), .ip("::1"), .ip("fe80::1"),
+            ])
         #expect(d.subjectCommonName == "mirror.internal" && d.issuerCommonName == "Test CA")
         #expect(d.extendedKeyUsage == ["serverAuth"])
         #expect(d.keyUsage == (type == .rsa3072 ? ["digitalSignature", "keyEncipherment"] : ["digitalSignature"]))
@@ -54,7 +56,8 @@ import Testing
                 chainPEM: cert.chainPEM, trustedCAPEM: Self.ca.certificatePEM, name: "other.internal")
         }
         #expect(throws: TLSError.self) {
-            try CertificateDetails.verify(chainPEM: cert.chainPEM, trustedCAPEM: Self.ca.certificatePEM, name: "10.0.0.1")
+            try CertificateDetails.verify(
+                chainPEM: cert.chainPEM, trustedCAPEM: Self.ca.certificatePEM, name: "10.0.0.1")
         }
     }
 
@@ -114,19 +117,22 @@ import Testing
                 #expect((attrs[.posixPermissions] as? Int) == 0o644, "\(file)")
             }
             // No temporary files are left behind.
-            #expect(try fm.contentsOfDirectory(atPath: certs).sorted() == [
-                "ca.key", "ca.pem", "server-ecdsa.key", "server-ecdsa.pem", "server-rsa.key", "server-rsa.pem",
-            ])
+            #expect(
+                try fm.contentsOfDirectory(atPath: certs).sorted() == [
+                    "ca.key", "ca.pem", "server-ecdsa.key", "server-ecdsa.pem", "server-rsa.key", "server-rsa.pem",
+                ])
             let caPEM = try String(contentsOfFile: pki.caCertificatePath, encoding: .utf8)
             for pair in pki.serverPairs {
                 let chain = try String(contentsOfFile: pair.certificateChainPath, encoding: .utf8)
                 try CertificateDetails.verify(chainPEM: chain, trustedCAPEM: caPEM, name: "::1")
             }
-            #expect(try CertificateDetails(pem: String(contentsOfFile: pki.rsa.certificateChainPath, encoding: .utf8))
-                .keyType == .rsa3072)
+            #expect(
+                try CertificateDetails(pem: String(contentsOfFile: pki.rsa.certificateChainPath, encoding: .utf8))
+                    .keyType == .rsa3072)
 
             // Reissuing keeps the CA, so endpoints that already trust it keep working.
-            let again = try CertificateAuthority.writeDevelopmentPKI(to: certs, names: ["other.test"], reuseExistingCA: true)
+            let again = try CertificateAuthority.writeDevelopmentPKI(
+                to: certs, names: ["other.test"], reuseExistingCA: true)
             #expect(again.reusedCA)
             #expect(try String(contentsOfFile: pki.caCertificatePath, encoding: .utf8) == caPEM)
             let leaf = try String(contentsOfFile: again.ecdsa.certificateChainPath, encoding: .utf8)

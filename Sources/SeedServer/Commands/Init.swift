@@ -57,7 +57,8 @@ public enum InitCommand {
                 fm.fileExists(atPath: $0)
             }
             if let first = existing.first {
-                throw ConfigError("\(first) already exists; run init with --force to overwrite (the CA and tokens are kept)")
+                throw ConfigError(
+                    "\(first) already exists; run init with --force to overwrite (the CA and tokens are kept)")
             }
         }
         for d in [dir, configDir, certsDir, dir + "/cache"] {

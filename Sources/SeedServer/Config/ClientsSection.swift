@@ -38,7 +38,9 @@ public struct ClientsSection: Sendable, Equatable {
             }
             let revoked = try o.bool("revoked", default: false)
             try o.finish()
-            if let other = clients.first(where: { constantTimeEquals(Array($0.token.value.utf8), Array(token.value.utf8)) }) {
+            if let other = clients.first(where: {
+                constantTimeEquals(Array($0.token.value.utf8), Array(token.value.utf8))
+            }) {
                 throw ConfigError("config key \(o.path).token: same token as client \"\(other.name)\"")
             }
             if token.value.utf8.count < 16 {

@@ -51,7 +51,8 @@ public struct HTTPEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// Parses `https://host[:port][/path]` (or `http://`); nil for anything else, including user info,
     /// query or fragment.
     public init?(parsing s: String) {
-        guard let c = URLComponents(string: s), let scheme = c.scheme?.lowercased(), scheme == "https" || scheme == "http",
+        guard let c = URLComponents(string: s), let scheme = c.scheme?.lowercased(),
+            scheme == "https" || scheme == "http",
             var host = c.host, !host.isEmpty, c.user == nil, c.password == nil, c.query == nil, c.fragment == nil
         else { return nil }
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
