@@ -115,6 +115,10 @@ private func write(_ text: String, to path: String, mode: Int = 0o600) throws {
         (#"{"upstream": {"mode": "sometimes"}}"#, "upstream.mode"),
         (#"{"upstream": {"mode": "online"}}"#, "upstream.token: required when upstream.mode is online"),
         (#"{"upstream": {"url": "ftp://x"}}"#, "upstream.url"),
+        (
+            #"{"upstream": {"portalUrl": "http://portal.test"}}"#,
+            "upstream.portalUrl: \"http://portal.test\" is not an https:// URL"
+        ),
         (#"{"upstream": {"refreshHours": -1}}"#, "upstream.refreshHours"),
         (#"{"upstream": {"token": 5}}"#, "upstream.token: expected a string"),
         (#"{"upstream": {"token": {"env": "A", "file": "b"}}}"#, "upstream.token: give exactly one"),
@@ -254,7 +258,7 @@ private func write(_ text: String, to path: String, mode: Int = 0o600) throws {
         let c = try parse(
             """
             {"upstream": {"mode": "online", "token": "t-0123456789abcdef", "url": "https://central.corp:9443/mirror/",
-                          "portalUrl": "http://[fd00::5]:8080", "proxy": "http://svc%40corp:p%3Ass@proxy.corp:3128/",
+                          "portalUrl": "https://[fd00::5]:8080", "proxy": "http://svc%40corp:p%3Ass@proxy.corp:3128/",
                           "account": "branch-7", "connectTimeoutSeconds": 3, "readTimeoutSeconds": 20,
                           "maxBodyBytes": 200000000, "refreshHours": 0}}
             """)
@@ -262,7 +266,7 @@ private func write(_ text: String, to path: String, mode: Int = 0o600) throws {
         #expect(u.mode == .online && u.account == "branch-7")
         #expect(u.url == HTTPEndpoint(parsing: "https://central.corp:9443/mirror"))
         #expect(u.url.host == "central.corp" && u.url.port == 9443 && u.url.basePath == "/mirror")
-        #expect(u.portalURL.host == "fd00::5" && u.portalURL.port == 8080 && u.portalURL.scheme == "http")
+        #expect(u.portalURL.host == "fd00::5" && u.portalURL.port == 8080 && u.portalURL.scheme == "https")
         #expect(u.proxy?.host == "proxy.corp" && u.proxy?.port == 3128)
         #expect(u.proxy?.username == "svc@corp" && u.proxy?.password?.value == "p:ss")
         #expect(u.proxy?.description == "http://svc@corp:<secret>@proxy.corp:3128")

@@ -39,7 +39,7 @@ public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugS
     }
 }
 
-/// An http(s) base URL split into the parts a client needs.
+/// An https base URL split into the parts a client needs.
 public struct HTTPEndpoint: Sendable, Equatable, CustomStringConvertible {
     public var scheme: String
     /// Without brackets for IPv6.
@@ -48,11 +48,11 @@ public struct HTTPEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// Path prefix without a trailing slash ("" for the root).
     public var basePath: String
 
-    /// Parses `https://host[:port][/path]` (or `http://`); nil for anything else, including user info,
-    /// query or fragment.
+    /// Parses `https://host[:port][/path]`; nil for anything else, including plain http, user info,
+    /// query or fragment (the upstream client speaks TLS only).
     public init?(parsing s: String) {
         guard let c = URLComponents(string: s), let scheme = c.scheme?.lowercased(),
-            scheme == "https" || scheme == "http",
+            scheme == "https",
             var host = c.host, !host.isEmpty, c.user == nil, c.password == nil, c.query == nil, c.fragment == nil
         else { return nil }
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -202,7 +202,7 @@ public struct UpstreamSection: Sendable, Equatable {
 private func endpoint(_ o: ConfigObject, _ key: String, default d: String) throws(ConfigError) -> HTTPEndpoint {
     let text = try o.string(key, default: d)
     guard let e = HTTPEndpoint(parsing: text) else {
-        throw ConfigError("config key \(o.dottedPath(key)): \"\(text)\" is not an https:// or http:// URL")
+        throw ConfigError("config key \(o.dottedPath(key)): \"\(text)\" is not an https:// URL")
     }
     return e
 }
