@@ -217,6 +217,13 @@ public enum CertificateAuthority {
             unlink(tmp)
             throw e
         }
+        // The rename is durable only once the directory entry is on disk.
+        let folder = (path as NSString).deletingLastPathComponent
+        let dirfd = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 {
+            _ = fsync(dirfd)
+            close(dirfd)
+        }
     }
 
     /// The name as a subjectAltName entry would hold it: `.ip` for IPv4/IPv6 text (brackets allowed),

@@ -89,6 +89,21 @@ private func mode(_ path: String) throws -> Int {
         }
     }
 
+    @Test func instructionsSayHowToTrustPointAndServe() async throws {
+        try await withTemporaryDirectory { dir in
+            let r = try InitCommand.run(dir: dir, names: ["mirror.test"], force: false)
+            let text = InitCommand.instructions(r)
+            #expect(text.contains("certutil -addstore -f Root ca.pem"))
+            #expect(text.contains("-AsgardServer") && text.contains("8443"))
+            #expect(text.contains("cloud.nextron-systems.com"))
+            #expect(text.contains("seed-mirror serve --config \(dir)/config/seed-mirror.json"))
+            // The tokens' paths are shown, never their values.
+            let token = try read(dir + "/config/client.token").trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(!text.contains(token))
+            #expect(await SeedMirrorCLI.main(["init", "--help"]) == 0)
+        }
+    }
+
     @Test func defaultNamesCoverLoopback() {
         let names = InitCommand.defaultNames()
         #expect(Array(names.prefix(3)) == ["localhost", "127.0.0.1", "::1"])

@@ -5,6 +5,10 @@ public import SeedTLS
 /// `seed-mirror init [--dir DIR] [--name DNS-or-IP ...] [--force]`: a ready-to-serve folder with the
 /// configuration, an internal CA, RSA and ECDSA server certificates, client/admin tokens and the cache.
 func runInit(_ args: inout Arguments) async throws -> Int32 {
+    if args.flag("--help") || args.flag("-h") {
+        say(InitCommand.usage)
+        return 0
+    }
     let dir = absolutePath(try args.option("--dir") ?? ".")
     var names = try args.options("--name")
     let force = args.flag("--force")
@@ -28,6 +32,17 @@ public enum InitCommand {
         /// Token files that existed and were kept.
         public var keptTokens: [String]
     }
+
+    public static let usage = """
+        usage: seed-mirror init [--dir DIR] [--name DNS-or-IP ...] [--force]
+
+          --dir DIR    the mirror folder to create (default: the current directory); it gets config/,
+                       certs/ and cache/
+          --name NAME  a DNS name or IPv4/IPv6 address the seeds use to reach the mirror; repeat for each.
+                       Default: localhost, 127.0.0.1, ::1 and this machine's host name
+          --force      rewrite an existing configuration and server certificates (the CA and the token
+                       files are kept)
+        """
 
     /// localhost, 127.0.0.1, ::1 and this machine's host name (when it is a valid DNS name).
     public static func defaultNames() -> [String] {
