@@ -9,7 +9,7 @@ func runInit(_ args: inout Arguments) async throws -> Int32 {
         say(InitCommand.usage)
         return 0
     }
-    let dir = absolutePath(try args.option("--dir") ?? ".")
+    let dir = absoluteConfigPath(try args.option("--dir") ?? ".")
     var names = try args.options("--name")
     let force = args.flag("--force")
     try args.finish()

@@ -28,7 +28,7 @@ public struct ClientsSection: Sendable, Equatable {
         clients = []
         var names: Set<String> = []
         for o in try root.objectArray("clients") ?? [] {
-            let name = try nonEmpty(o, "name", default: "")
+            let name = try configNonEmpty(o, "name", default: "")
             guard !name.isEmpty else { throw ConfigError("config key \(o.path).name: required") }
             guard names.insert(name).inserted else {
                 throw ConfigError("config key \(o.path).name: client \"\(name)\" is listed twice")

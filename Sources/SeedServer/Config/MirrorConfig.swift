@@ -30,7 +30,7 @@ public struct MirrorConfig: Sendable {
     /// Reads and validates the file. Every problem is one line naming the file and the key.
     /// A relative `path` is taken from `workingDirectory` (default: the process's current directory).
     public static func load(path: String, workingDirectory: String? = nil) throws(ConfigError) -> MirrorConfig {
-        let absolute = absolutePath(path, workingDirectory: workingDirectory)
+        let absolute = absoluteConfigPath(path, workingDirectory: workingDirectory)
         guard FileManager.default.fileExists(atPath: absolute) else {
             throw ConfigError("config file \(absolute): not found (create one with `seed-mirror init`)")
         }
@@ -90,7 +90,7 @@ public struct MirrorConfig: Sendable {
     /// `config`, else the file's own folder. So `init --dir D` then `serve --config D/config/seed-mirror.json`
     /// works from any working directory.
     public static func baseDirectory(forConfigAt path: String) -> String {
-        let folder = (absolutePath(path) as NSString).deletingLastPathComponent
+        let folder = (absoluteConfigPath(path) as NSString).deletingLastPathComponent
         if (folder as NSString).lastPathComponent == "config" {
             let parent = (folder as NSString).deletingLastPathComponent
             return parent.isEmpty ? "/" : parent
@@ -125,7 +125,7 @@ public struct MirrorConfig: Sendable {
 }
 
 /// `p` made absolute against the current directory, with `.` and `..` folded.
-func absolutePath(_ p: String, workingDirectory: String? = nil) -> String {
+func absoluteConfigPath(_ p: String, workingDirectory: String? = nil) -> String {
     let cwd = workingDirectory ?? FileManager.default.currentDirectoryPath
     let joined = p.hasPrefix("/") ? p : cwd + "/" + p
     return (joined as NSString).standardizingPath

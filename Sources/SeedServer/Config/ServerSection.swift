@@ -40,13 +40,13 @@ public struct ServerSection: Sendable, Equatable {
         maxConnections = try o.int("maxConnections", default: maxConnections, min: 1, max: 1_000_000)
         eventLoops = try o.int("eventLoops", default: eventLoops, min: 0, max: 256)
         sendBufferBytes = try o.int("sendBufferBytes", default: sendBufferBytes, min: 4096, max: 64 << 20)
-        shutdownGrace = try seconds(o, "shutdownGraceSeconds", default: shutdownGrace, min: 0)
+        shutdownGrace = try configSeconds(o, "shutdownGraceSeconds", default: shutdownGrace, min: 0)
         if let t = try o.object("timeouts") {
-            timeouts.handshake = try seconds(t, "handshakeSeconds", default: timeouts.handshake)
-            timeouts.requestHead = try seconds(t, "requestHeadSeconds", default: timeouts.requestHead)
-            timeouts.idle = try seconds(t, "idleSeconds", default: timeouts.idle)
-            timeouts.writeStall = try seconds(t, "writeStallSeconds", default: timeouts.writeStall)
-            timeouts.requestBody = try seconds(t, "requestBodySeconds", default: timeouts.requestBody)
+            timeouts.handshake = try configSeconds(t, "handshakeSeconds", default: timeouts.handshake)
+            timeouts.requestHead = try configSeconds(t, "requestHeadSeconds", default: timeouts.requestHead)
+            timeouts.idle = try configSeconds(t, "idleSeconds", default: timeouts.idle)
+            timeouts.writeStall = try configSeconds(t, "writeStallSeconds", default: timeouts.writeStall)
+            timeouts.requestBody = try configSeconds(t, "requestBodySeconds", default: timeouts.requestBody)
             try t.finish()
         }
         try o.finish()
@@ -99,8 +99,8 @@ public struct TLSSection: Sendable, Equatable {
                         privateKeyPath: resolvePath(key, base: baseDir)))
             }
         }
-        cipherList = try nonEmpty(o, "cipherList", default: cipherList)
-        cipherSuites = try nonEmpty(o, "cipherSuites", default: cipherSuites)
+        cipherList = try configNonEmpty(o, "cipherList", default: cipherList)
+        cipherSuites = try configNonEmpty(o, "cipherSuites", default: cipherSuites)
         sessionCacheSize = try o.int("sessionCacheSize", default: sessionCacheSize, min: 0, max: 10_000_000)
         sessionTickets = try o.bool("sessionTickets", default: sessionTickets)
         try o.finish()
@@ -162,8 +162,8 @@ public struct PathsSection: Sendable, Equatable {
         cacheDir = resolvePath("cache", base: baseDir)
         certsDir = resolvePath("certs", base: baseDir)
         guard let o = try root.object("paths") else { return }
-        cacheDir = resolvePath(try nonEmpty(o, "cacheDir", default: "cache"), base: baseDir)
-        certsDir = resolvePath(try nonEmpty(o, "certsDir", default: "certs"), base: baseDir)
+        cacheDir = resolvePath(try configNonEmpty(o, "cacheDir", default: "cache"), base: baseDir)
+        certsDir = resolvePath(try configNonEmpty(o, "certsDir", default: "certs"), base: baseDir)
         try o.finish()
     }
 }
@@ -171,7 +171,7 @@ public struct PathsSection: Sendable, Equatable {
 // MARK: - Shared readers
 
 /// Reads a number of seconds (fractions allowed) as a Duration.
-func seconds(_ o: ConfigObject, _ key: String, default d: Duration, min: Double = 0.001) throws(ConfigError)
+func configSeconds(_ o: ConfigObject, _ key: String, default d: Duration, min: Double = 0.001) throws(ConfigError)
     -> Duration
 {
     let (whole, atto) = d.components
@@ -181,7 +181,7 @@ func seconds(_ o: ConfigObject, _ key: String, default d: Duration, min: Double 
     return .milliseconds(Int64((s * 1000).rounded()))
 }
 
-func nonEmpty(_ o: ConfigObject, _ key: String, default d: String) throws(ConfigError) -> String {
+func configNonEmpty(_ o: ConfigObject, _ key: String, default d: String) throws(ConfigError) -> String {
     guard let s = try o.string(key) else { return d }
     guard !s.isEmpty else { throw ConfigError("config key \(o.dottedPath(key)): must not be empty") }
     return s

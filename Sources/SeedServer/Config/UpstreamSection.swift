@@ -186,9 +186,9 @@ public struct UpstreamSection: Sendable, Equatable {
         proxy = try o.string("proxy").map { (p: String) throws(ConfigError) in
             try ProxySetting(parsing: p, key: "upstream.proxy")
         }
-        account = try nonEmpty(o, "account", default: "default")
-        connectTimeout = try seconds(o, "connectTimeoutSeconds", default: .seconds(10))
-        readTimeout = try seconds(o, "readTimeoutSeconds", default: .seconds(60))
+        account = try configNonEmpty(o, "account", default: "default")
+        connectTimeout = try configSeconds(o, "connectTimeoutSeconds", default: .seconds(10))
+        readTimeout = try configSeconds(o, "readTimeoutSeconds", default: .seconds(60))
         maxBodyBytes = try o.int("maxBodyBytes", default: 1 << 30, min: 1024, max: Int(Int32.max) * 8)
         let hours = try o.int("refreshHours", default: 12, min: 0, max: 24 * 365)
         refreshInterval = hours == 0 ? nil : .seconds(hours * 3600)
