@@ -274,6 +274,8 @@ public struct CertificateDetails: Sendable {
     public init(pem: String) throws(TLSError) {
         clearErrors()
         let cert = try Certificate(pem: pem, step: "read certificate")
+        // `x` is borrowed from `cert`; keep the owner alive until every read below is done.
+        defer { withExtendedLifetime(cert) {} }
         let x = cert.raw
         subjectCommonName = commonName(X509_get_subject_name(x))
         issuerCommonName = commonName(X509_get_issuer_name(x))
@@ -340,7 +342,8 @@ public struct CertificateDetails: Sendable {
                 try check(X509_VERIFY_PARAM_set1_host(param, s, 0), "set expected host name")
             }
         }
-        let rc = X509_verify_cert(ctx)
+        // The untrusted stack borrows the chain's certificates without taking references.
+        let rc = withExtendedLifetime(chain) { X509_verify_cert(ctx) }
         if rc != 1 {
             let code = X509_STORE_CTX_get_error(ctx)
             let text = String(cString: X509_verify_cert_error_string(Int(code)))
@@ -401,9 +404,11 @@ private final class Certificate {
         guard let list = seed_GENERAL_NAMES_new() else { throw capture("subjectAltName") }
         defer { seed_GENERAL_NAMES_free(list) }
         for n in names {
-            guard let gn = GENERAL_NAME_new(),
-                let value = ASN1_STRING_type_new(n.isIP ? V_ASN1_OCTET_STRING : V_ASN1_IA5STRING)
-            else { throw capture("subjectAltName") }
+            guard let gn = GENERAL_NAME_new() else { throw capture("subjectAltName") }
+            guard let value = ASN1_STRING_type_new(n.isIP ? V_ASN1_OCTET_STRING : V_ASN1_IA5STRING) else {
+                GENERAL_NAME_free(gn)
+                throw capture("subjectAltName")
+            }
             let ok = n.bytes.withUnsafeBytes { ASN1_STRING_set(value, $0.baseAddress, Int32($0.count)) }
             GENERAL_NAME_set0_value(gn, n.isIP ? GEN_IPADD : GEN_DNS, UnsafeMutableRawPointer(value))
             guard ok == 1, seed_GENERAL_NAMES_push(list, gn) > 0 else {
