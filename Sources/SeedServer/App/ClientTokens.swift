@@ -92,3 +92,10 @@ func trimmedHeaderValue(_ s: String) -> String {
     while let c = sub.last, c == " " || c == "\t" { sub = sub.dropLast() }
     return String(sub)
 }
+
+extension ClientTokenTable {
+    /// The table of the configuration's `clients` section.
+    public init(_ section: ClientsSection) {
+        self.init(section.clients.map { ClientToken(name: $0.name, secret: $0.token.value, revoked: $0.revoked) })
+    }
+}
