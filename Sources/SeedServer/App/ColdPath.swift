@@ -290,7 +290,7 @@ public final class PackageService: Sendable {
     /// stale, online) it is fetched once for everyone asking: the leader downloads it with this request's
     /// host, whose license upstream already issued (so the re-ask returns the same one, PROTOCOL.md §3a).
     func packageAnswer(_ request: LicenseRequest, hostKey: String, license: [UInt8]) async throws(PackageError)
-        -> PackagePlan
+        -> (plan: PackagePlan, fromCache: Bool)
     {
         let key = PackageKey(os: request.os, arch: request.arch)
         let cached: CachedPackage?
@@ -298,7 +298,9 @@ public final class PackageService: Sendable {
             throw PackageError(503, "the package store could not be read")
         }
         var package = cached
+        var fromCache = true
         if cached == nil || !isFresh(cached!) {
+            fromCache = false
             if let upstream {
                 switch flights.join(key) {
                 case .follow(let flight):
@@ -340,7 +342,8 @@ public final class PackageService: Sendable {
         }
         guard let package else { throw PackageError(503, "no package for \(key.os)/\(key.arch) in the store") }
         do {
-            return try await catalog.plan(key, package: package, extraMembers: [(hostKey + ".lic", license)])
+            let plan = try await catalog.plan(key, package: package, extraMembers: [(hostKey + ".lic", license)])
+            return (plan, fromCache)
         } catch {
             logger.error("planning a package answer failed", [("package", "\(key)"), ("error", "\(error)")])
             throw PackageError(500, "the cached package could not be assembled")

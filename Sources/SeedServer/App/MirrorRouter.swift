@@ -216,14 +216,14 @@ func packageAnswer(_ call: SeedCall, tokenName: String, context: RequestContext,
     case .decided(.refused(let status, let reason, let retryAfter)):
         return refusalResponse(status: status, reason: reason, retryAfterSeconds: retryAfter)
     case .decided(.granted(let license, let hostKey, let kind)):
-        let before = parts.packages.snapshot.packageDownloads
         let plan: PackagePlan
         do {
-            plan = try await parts.packages.packageAnswer(request, hostKey: hostKey, license: license)
+            let (p, fromCache) = try await parts.packages.packageAnswer(request, hostKey: hostKey, license: license)
+            plan = p
+            parts.metrics?.packageServed(hit: fromCache)
         } catch {
             return errorResponse(error.status, error.reason)
         }
-        parts.metrics?.packageServed(hit: parts.packages.snapshot.packageDownloads == before)
         var h = HTTPHeaders()
         h.add("Content-Type", "application/zip")
         h.add("Content-Disposition", "attachment; filename=\"thor-package.zip\"")
