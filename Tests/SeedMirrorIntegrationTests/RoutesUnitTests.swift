@@ -416,3 +416,27 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
         }
     }
 }
+
+@Suite struct RoutesUnitFlightTests {
+    @Test func followersGetTheLeadersResultAndLateJoinersLeadAnew() async {
+        let table = FlightTable<String, Int, IssueError>()
+        guard case .lead(let f) = table.join("k") else { Issue.record("first join must lead"); return }
+        guard case .follow(let g) = table.join("k") else { Issue.record("second join must follow"); return }
+        #expect(f === g)
+        async let a = g.wait(timeout: .seconds(60))
+        while f.waiterCount < 1 { await Task.yield() }
+        table.finish("k", f, .success(7))
+        if case .finished(.success(let v)) = await a { #expect(v == 7) } else { Issue.record("expected 7") }
+        if case .lead = table.join("k") {} else { Issue.record("after finish a new caller leads") }
+    }
+
+    @Test func aWaitThatTimesOutNeverBecomesALeader() async {
+        let table = FlightTable<String, Int, IssueError>()
+        guard case .lead(let f) = table.join("k") else { return }
+        let r = await f.wait(timeout: .milliseconds(1))
+        if case .timedOut = r {} else { Issue.record("expected a timeout") }
+        if case .follow = table.join("k") {} else { Issue.record("the flight is still running") }
+        table.finish("k", f, .failure(IssueError(.notSent, "x")))
+        if case .finished(.failure) = await f.wait(timeout: .seconds(1)) {} else { Issue.record("finished result") }
+    }
+}

@@ -9,9 +9,13 @@ final class Flight<Value: Sendable, Failure: Error & Sendable>: Sendable {
         case timedOut
     }
 
+    private struct Waiter {
+        var continuation: CheckedContinuation<WaitResult, Never>
+        var timer: Task<Void, Never>?
+    }
     private struct State {
         var result: Result<Value, Failure>?
-        var waiters: [UInt64: CheckedContinuation<WaitResult, Never>] = [:]
+        var waiters: [UInt64: Waiter] = [:]
         var nextID: UInt64 = 0
     }
     private let state = Mutex(State())
@@ -22,13 +26,16 @@ final class Flight<Value: Sendable, Failure: Error & Sendable>: Sendable {
     var waiterCount: Int { state.withLock { $0.waiters.count } }
 
     func finish(_ result: Result<Value, Failure>) {
-        let waiters = state.withLock { s -> [CheckedContinuation<WaitResult, Never>] in
+        let waiters = state.withLock { s -> [Waiter] in
             precondition(s.result == nil, "a flight finishes once")
             s.result = result
             defer { s.waiters = [:] }
             return Array(s.waiters.values)
         }
-        for w in waiters { w.resume(returning: .finished(result)) }
+        for w in waiters {
+            w.timer?.cancel()
+            w.continuation.resume(returning: .finished(result))
+        }
     }
 
     func wait(timeout: Duration) async -> WaitResult {
@@ -37,7 +44,7 @@ final class Flight<Value: Sendable, Failure: Error & Sendable>: Sendable {
                 if s.result != nil { return nil }
                 let id = s.nextID
                 s.nextID += 1
-                s.waiters[id] = c
+                s.waiters[id] = Waiter(continuation: c, timer: nil)
                 return id
             }
             guard let id else {
@@ -45,13 +52,21 @@ final class Flight<Value: Sendable, Failure: Error & Sendable>: Sendable {
                 c.resume(returning: .finished(r))
                 return
             }
-            Task { [weak self] in
+            let timer = Task { [weak self] in
                 try? await Task.sleep(for: timeout)
+                if Task.isCancelled { return }
                 guard let self else { return }
                 if let w = self.state.withLock({ $0.waiters.removeValue(forKey: id) }) {
-                    w.resume(returning: .timedOut)
+                    w.continuation.resume(returning: .timedOut)
                 }
             }
+            // Keep the timer only while the waiter is still registered (finish may have run already).
+            let stillWaiting = state.withLock { s -> Bool in
+                guard s.waiters[id] != nil else { return false }
+                s.waiters[id]!.timer = timer
+                return true
+            }
+            if !stillWaiting { timer.cancel() }
         }
     }
 }
