@@ -3,6 +3,7 @@ import SeedCore
 import SeedHTTP
 import SeedHTTPServer
 import SeedLicensing
+import SeedPosix
 import SeedTestSupport
 import Synchronization
 import Testing
@@ -438,5 +439,77 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
         if case .follow = table.join("k") {} else { Issue.record("the flight is still running") }
         table.finish("k", f, .failure(IssueError(.notSent, "x")))
         if case .finished(.failure) = await f.wait(timeout: .seconds(1)) {} else { Issue.record("finished result") }
+    }
+}
+
+@Suite struct RoutesUnitRelayTests {
+    func pull(_ r: RelayStream) async -> BodyChunk {
+        await withCheckedContinuation { c in r.pull(maxBytes: 4) { c.resume(returning: $0) } }
+    }
+
+    @Test func relayWaitsForTheWriterAndEndsOnlyWhenComplete() async throws {
+        try await withTemporaryDirectory { (dir: String) async throws in
+            let w = try TempFileWriter(creatingIn: dir, prefix: "t")
+            let relay = RelayStream(file: try SharedFile(openingForReading: w.path), length: 6)
+            async let first = pull(relay)
+            try w.write([1, 2, 3, 4, 5, 6])
+            relay.advance(to: 6)
+            guard case .data(let a) = await first else { Issue.record("expected data"); return }
+            #expect(a == [1, 2, 3, 4])
+            guard case .data(let b) = await pull(relay) else { Issue.record("expected data"); return }
+            #expect(b == [5, 6])
+            async let end = pull(relay)
+            relay.complete()
+            guard case .end = await end else { Issue.record("expected end"); return }
+            w.discard()
+        }
+    }
+
+    @Test func relayFailureCutsAPendingPull() async throws {
+        try await withTemporaryDirectory { (dir: String) async throws in
+            let w = try TempFileWriter(creatingIn: dir, prefix: "t")
+            let relay = RelayStream(file: try SharedFile(openingForReading: w.path), length: 100)
+            try w.write([9, 9])
+            relay.advance(to: 2)
+            guard case .data = await pull(relay) else { Issue.record("expected data"); return }
+            async let cut = pull(relay)
+            relay.fail("upstream reset")
+            guard case .failed(let why) = await cut else { Issue.record("expected failure"); return }
+            #expect(why == "upstream reset")
+            w.discard()
+            #expect(!FileManager.default.fileExists(atPath: w.path))
+        }
+    }
+}
+
+@Suite struct RoutesUnitBulkTests {
+    /// Refuses one named host, passes the rest to the interim desk.
+    struct PickyDesk: LicenseDeciding {
+        let refuse: String
+        func decide(_ request: LicenseRequest, issuer: any LicenseIssuer) async -> LicenseOutcome {
+            if request.hostAsked.lowercased() == refuse {
+                return .refused(status: 403, reason: "refused by policy rule deny: \(refuse)", retryAfterSeconds: nil)
+            }
+            return await InterimLicenseDesk().decide(request, issuer: issuer)
+        }
+    }
+
+    @Test func partlyRefusedBulkRequestsKeepTheGrantedLicenses() async throws {
+        try await withTemporaryDirectory { (dir: String) async throws in
+            let catalog = InMemoryCatalog(temporaryDirectory: dir)
+            let service = PackageService(
+                catalog: catalog, upstream: FakeUpstream(), settings: PackageServiceSettings(), logger: .discard)
+            let router = MirrorRouter(
+                MirrorRouterParts(
+                    tokens: testTokens, account: "a", desk: PickyDesk(refuse: "sandbox"), packages: service,
+                    logger: .discard))
+            let r = await resolve(router.handle(licenseOnlyRequest(body: "hostnames=ws1,sandbox,ws2&type=workstation"), context: ctx()))
+            #expect(r.status == 200 && r.headers["X-SeedMirror-Refused"] == "1")
+            let text = String(decoding: try await collectBody(r.body), as: UTF8.self)
+            #expect(text.contains("ws1.lic") && text.contains("ws2.lic") && !text.contains("sandbox"))
+            let all = await resolve(router.handle(licenseOnlyRequest(body: "hostnames=sandbox&type=server"), context: ctx()))
+            #expect(all.status == 403)
+            #expect(String(decoding: try await collectBody(all.body), as: UTF8.self).contains("policy rule deny"))
+        }
     }
 }
