@@ -95,6 +95,11 @@ public struct BurnRate: Sendable, Equatable {
     public var days: Int
     public var licenses: Int
     public var perDay: Double { Double(licenses) / Double(days) }
+
+    public init(days: Int, licenses: Int) {
+        self.days = days
+        self.licenses = licenses
+    }
 }
 
 /// A usage report over audit records: pure computation, rendered as a table, CSV or JSON.
