@@ -146,6 +146,10 @@ public enum Dashboard {
         s += "<text id=\"quota-exhaustion\" x=\"\(n(cx))\" y=\"\(n(cy + 30))\" text-anchor=\"middle\" style=\"font-size:14px\">\(esc(proj))</text>"
         s += "<text x=\"\(n(cx))\" y=\"\(n(cy + 50))\" text-anchor=\"middle\">burn \(fmt2(report.burn7.perDay))/day (7 d), "
             + "\(fmt2(report.burn30.perDay))/day (30 d)</text>"
+        let perAccount = report.accounts.prefix(4).map { "\($0.key): \($0.remaining) of \($0.total) left" + ($0.remaining == 0 ? " (exhausted)" : "") }
+        if report.accounts.count > 1 || report.accounts.first?.remaining == 0 {
+            s += "<text class=\"accounts\" x=\"\(n(cx))\" y=\"\(n(cy + 68))\" text-anchor=\"middle\">\(esc(perAccount.joined(separator: " · ")))</text>"
+        }
         return s + "</svg>"
     }
 
