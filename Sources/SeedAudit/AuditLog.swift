@@ -335,7 +335,7 @@ public final class AuditLog: DecisionSink, @unchecked Sendable {
                 }
                 let line = r.line
                 let bytes = Array(line.utf8) + [0x0A]
-                if needsRotation(adding: buffer.count + bytes.count, day: p.time.dayNumber) {
+                if needsRotation(buffered: buffer.count, adding: bytes.count, day: p.time.dayNumber) {
                     try writeBuffered(&buffer)
                     try rotate(day: p.time.dayNumber, time: p.time, created: &created)
                 }
@@ -365,10 +365,12 @@ public final class AuditLog: DecisionSink, @unchecked Sendable {
         }
     }
 
-    private func needsRotation(adding bytes: Int, day: Int64) -> Bool {
+    private func needsRotation(buffered: Int, adding bytes: Int, day: Int64) -> Bool {
         guard let f = file else { return true }
-        if f.size > 0 && f.size + bytes > options.maxFileBytes { return true }
-        return options.rotateDaily && day > f.day && f.size + bytes > 0
+        let current = f.size + buffered
+        // A record longer than a whole file still goes in, alone.
+        if current > 0 && current + bytes > options.maxFileBytes { return true }
+        return options.rotateDaily && day > f.day && current > 0
     }
 
     private func writeBuffered(_ buffer: inout [UInt8]) throws(AuditError) {

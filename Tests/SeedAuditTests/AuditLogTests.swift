@@ -29,8 +29,16 @@ func writeLog(
         #expect(head.seq == 120)
         let files = try auditFiles(dir)
         #expect(files.count >= 3)
-        // Days changed at least twice, so there are files of several dates.
-        #expect(Set(files.map { $0.0.prefix(14) }).count >= 2)
+        // Days changed at least twice, so there are files of several dates...
+        let dates = files.map { String($0.0.prefix(14)) }
+        #expect(Set(dates).count >= 3)
+        // ...and files filled up within a day.
+        #expect(dates.count > Set(dates).count)
+        #expect(files.contains { $0.0.hasSuffix("-002.jsonl") })
+        for (name, _) in files {
+            let size = try FileManager.default.attributesOfItem(atPath: dir + "/" + name)[.size] as? Int ?? 0
+            #expect(size <= 4096, "\(name) has \(size) bytes")
+        }
         // The first record of a later file links to the last record of the file before.
         let secondFirst = AuditRecord.parse(Array(files[1].1[0].utf8))
         let lastOfFirst = files[0].1.last!
@@ -143,13 +151,19 @@ func writeLog(
     try await withTemporaryDirectory { dir in
         let head = try writeLog(dir, count: 60)
         var files = try auditFiles(dir)
-        let last = files.count - 1
-        files[last].1.removeLast(min(3, files[last].1.count - 1))
-        try writeLines(dir, files[last].0, files[last].1)
+        // Cut the last three records, across files if need be (a file may be left empty).
+        var cut = 3
+        for fi in files.indices.reversed() where cut > 0 {
+            let n = min(cut, files[fi].1.count)
+            files[fi].1.removeLast(n)
+            cut -= n
+            try writeLines(dir, files[fi].0, files[fi].1)
+        }
         let v = try AuditVerifier.verify(directory: dir, head: head)
         let p = try #require(v.problem)
         #expect(p.kind == .truncatedTail(headSeq: 60))
-        #expect(p.seq == 57 && p.file == files[last].0 && p.line == files[last].1.count)
+        let (fi, li) = try #require(locate(files, seq: 57))
+        #expect(p.seq == 57 && p.file == files[fi].0 && p.line == li + 1)
         #expect(v.summary.contains("records 58-60 are missing from the end"))
     }
 }
