@@ -260,3 +260,62 @@ func writeLog(
         #expect(try AuditFiles.lines(directory: dir, since: 0, limit: 5).map(\.0.seq) == [1, 2, 3, 4, 5])
     }
 }
+
+/// A head store that fails its first `failures` writes (a full disk, a locked ledger).
+final class FlakyHeadStore: AuditHeadStore, @unchecked Sendable {
+    private let lock = NSLock()
+    private var failures: Int
+    private var head: AuditHead?
+    init(failures: Int) { self.failures = failures }
+    func load() throws -> AuditHead? { lock.withLock { head } }
+    func store(_ h: AuditHead) throws {
+        try lock.withLock {
+            if failures > 0 {
+                failures -= 1
+                throw AuditError(.headStore("simulated failure"), path: "flaky")
+            }
+            head = h
+        }
+    }
+}
+
+@Test func aFailedBatchIsCutBackAndRetriedWithoutDuplicates() async throws {
+    try await withTemporaryDirectory { dir in
+        let store = FlakyHeadStore(failures: 1)
+        let metrics = MetricsRegistry()
+        var options = AuditLogOptions(directory: dir)
+        options.batchWindow = .milliseconds(1)
+        let log = try AuditLog.open(options, headStore: store, metrics: metrics)
+        for i in 0..<20 { log.record(event(.issued, host: "h\(i)")) }
+        #expect(throws: AuditError.self) { try log.flush() }
+        // The writer retries on its own; the next flush sees everything durable, once.
+        try log.flush()
+        try log.close()
+        #expect(metrics.value(MetricNames.auditWriteErrors) == 1)
+        let records = try AuditFiles.records(directory: dir)
+        #expect(records.map(\.seq) == Array(1...20))
+        let v = try AuditVerifier.verify(directory: dir, head: try store.load())
+        #expect(v.isIntact && v.records == 20, "\(v.summary)")
+    }
+}
+
+@Test func recordFromManyThreadsKeepsOneChain() async throws {
+    try await withTemporaryDirectory { dir in
+        var options = AuditLogOptions(directory: dir)
+        options.batchWindow = .milliseconds(2)
+        options.batchMaxRecords = 32
+        options.maxFileBytes = 16 * 1024
+        let log = try AuditLog.open(options)
+        await withTaskGroup(of: Void.self) { g in
+            for t in 0..<8 {
+                g.addTask { for i in 0..<250 { log.record(event(.reused, host: "t\(t)-\(i)")) } }
+            }
+        }
+        try log.close()
+        let v = try AuditVerifier.verify(directory: dir, head: try FileAuditHeadStore(directory: dir).load())
+        #expect(v.isIntact && v.records == 2000, "\(v.summary)")
+        #expect(v.files.count > 1)
+        let hosts = Set(try AuditFiles.records(directory: dir).compactMap(\.host))
+        #expect(hosts.count == 2000)
+    }
+}

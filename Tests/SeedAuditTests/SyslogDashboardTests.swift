@@ -145,3 +145,50 @@ func checkInChromium(_ html: String) throws {
     let size = (try? FileManager.default.attributesOfItem(atPath: shot)[.size] as? Int) ?? 0
     #expect(size > 10_000, "screenshot missing or empty")
 }
+
+@Test func auditRecordsArriveOverTCPWithOctetCounting() async throws {
+    let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(server) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let rc = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(server, $0, len) == 0 && listen(server, 1) == 0 ? getsockname(server, $0, &len) : -1
+        }
+    }
+    #expect(rc == 0)
+    let port = UInt16(bigEndian: addr.sin_port)
+    let forwarder = SyslogForwarder(options: SyslogOptions(transport: .tcp, host: "127.0.0.1", port: port))
+    let lines = (1...3).map { "{\"seq\":\($0),\"note\":\"two words\"}" }
+    for l in lines { forwarder.send(line: l, event: "issued", time: AuditTime(millisecondsSinceEpoch: 0)) }
+    var tv = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(server, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    let conn = accept(server, nil, nil)
+    #expect(conn >= 0)
+    defer { close(conn) }
+    setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    #expect(forwarder.drain())
+    var data = [UInt8]()
+    var buf = [UInt8](repeating: 0, count: 4096)
+    var frames: [String] = []
+    while frames.count < 3 {
+        let n = buf.withUnsafeMutableBytes { recv(conn, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { break }
+        data += buf[0..<n]
+        // Parse "LEN SP MSG" frames.
+        while let sp = data.firstIndex(of: 0x20), let count = Int(String(decoding: data[..<sp], as: UTF8.self)),
+            data.count >= sp + 1 + count
+        {
+            frames.append(String(decoding: data[(sp + 1)..<(sp + 1 + count)], as: UTF8.self))
+            data.removeFirst(sp + 1 + count)
+        }
+    }
+    forwarder.close()
+    #expect(frames.count == 3)
+    for (f, l) in zip(frames, lines) {
+        #expect(f.hasPrefix("<110>1 1970-01-01T00:00:00.000Z "))
+        #expect(f.hasSuffix(" issued - " + l))
+    }
+}
