@@ -97,3 +97,26 @@ func fsyncDirectory(of path: String) {
         _ = close(fd)
     }
 }
+
+/// A head kept as one text value in a key/value store (the ledger's `meta` table): `SEQ HASH`.
+/// The server passes closures so SeedAudit does not depend on the ledger.
+public struct KeyValueAuditHeadStore: AuditHeadStore {
+    public let read: @Sendable () throws -> String?
+    public let write: @Sendable (String) throws -> Void
+
+    public init(read: @escaping @Sendable () throws -> String?, write: @escaping @Sendable (String) throws -> Void) {
+        self.read = read
+        self.write = write
+    }
+
+    public func load() throws -> AuditHead? {
+        guard let text = try read() else { return nil }
+        let parts = text.split(separator: " ")
+        guard parts.count == 2, let seq = UInt64(parts[0]), parts[1].utf8.count == 64 else {
+            throw AuditError(.headStore("stored head \"\(text.prefix(80))\" is not \"SEQ HASH\""), path: "meta")
+        }
+        return AuditHead(seq: seq, hash: String(parts[1]))
+    }
+
+    public func store(_ head: AuditHead) throws { try write("\(head.seq) \(head.hash)") }
+}

@@ -319,3 +319,25 @@ final class FlakyHeadStore: AuditHeadStore, @unchecked Sendable {
         #expect(hosts.count == 2000)
     }
 }
+
+@Test func keyValueHeadStoreRoundTrips() async throws {
+    try await withTemporaryDirectory { dir in
+        let memory = MemoryAuditHeadStore()
+        let kv = KeyValueAuditHeadStore(
+            read: { try memory.load().map { "\($0.seq) \($0.hash)" } },
+            write: { text in
+                let p = text.split(separator: " ")
+                try memory.store(AuditHead(seq: UInt64(p[0])!, hash: String(p[1])))
+            })
+        var options = AuditLogOptions(directory: dir)
+        options.batchWindow = .milliseconds(1)
+        let log = try AuditLog.open(options, headStore: kv)
+        for i in 0..<5 { log.record(event(.issued, host: "kv\(i)")) }
+        try log.close()
+        #expect(try kv.load() == log.durableHead)
+        #expect(try kv.load()?.seq == 5)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/HEAD"))
+        let bad = KeyValueAuditHeadStore(read: { "12 nothex" }, write: { _ in })
+        #expect(throws: AuditError.self) { try bad.load() }
+    }
+}
