@@ -46,16 +46,20 @@ extension Response {
 }
 
 func config(_ json: String) throws -> AuditSection {
-    try AuditSection(root: try ConfigObject.parse(Data(json.utf8), source: "test.json"), baseDir: "/srv/mirror")
+    try mirrorConfig(json).audit
+}
+
+func mirrorConfig(_ json: String) throws -> MirrorConfig {
+    try MirrorConfig.parse(Data(json.utf8), source: "test.json", baseDir: "/srv/mirror")
 }
 
 @Test func adminRoutesNeedTheAdminTokenFromAnAdminNetwork() async throws {
     try await withTemporaryDirectory { dir in
         _ = try writeScenario(dir)
-        let section = try config("""
+        let mirror = try mirrorConfig("""
             {"admin": {"token": "\(adminSecret)", "networks": ["127.0.0.0/8", "fd00::/8"]}}
             """)
-        let routes = AdminRoutes(access: try section.adminAccess(), auditDirectory: dir, metrics: MetricsRegistry(),
+        let routes = AdminRoutes(access: mirror.adminAccess, auditDirectory: dir, metrics: MetricsRegistry(),
             licenses: FixedLicenses(), clock: { day("2026-11-23T12:00:00Z") })
         for path in ["/api/mirror/usage", "/api/mirror/licenses", "/api/mirror/audit?since=3", "/metrics", "/dashboard"] {
             let none = try #require(await get(routes, path, auth: nil))
@@ -126,15 +130,16 @@ func config(_ json: String) throws -> AuditSection {
 @Test func noSecretReachesTheLogReportsOrMetrics() async throws {
     try await withTemporaryDirectory { dir in
         setenv("SEEDMIRROR_TEST_ADMIN_TOKEN", adminSecret, 1)
-        let section = try config("""
+        let mirror = try mirrorConfig("""
             {"admin": {"token": {"env": "SEEDMIRROR_TEST_ADMIN_TOKEN"}}, "metrics": {"requireAdmin": true}}
             """)
+        #expect(mirror.adminAccess.token == adminSecret)
         let listener = try UDPListener()
         let metrics = MetricsRegistry()
         let forwarder = SyslogForwarder(options: SyslogOptions(transport: .udp, host: "127.0.0.1", port: listener.port), metrics: metrics)
         let (_, now) = try writeScenario(dir, forwarder: forwarder, metrics: metrics)
         forwarder.drain()
-        let routes = AdminRoutes(access: try section.adminAccess(), auditDirectory: dir, metrics: metrics,
+        let routes = AdminRoutes(access: mirror.adminAccess, auditDirectory: dir, metrics: metrics,
             licenses: FixedLicenses(), clock: { now })
         var outputs: [String] = []
         for name in try FileManager.default.contentsOfDirectory(atPath: dir) {
@@ -164,7 +169,7 @@ func config(_ json: String) throws -> AuditSection {
         {"audit": {"dir": "audit", "rotation": {"maxBytes": 1048576, "daily": false}, "batchWindowMs": 20,
                    "batchMaxRecords": 64,
                    "syslog": {"protocol": "tcp", "host": "siem.example", "port": 6514, "appName": "mirror-a"}},
-         "admin": {"token": {"file": "secrets/admin"}, "networks": ["10.0.0.0/8", "::1"]},
+         "admin": {"networks": ["10.0.0.0/8", "::1"]},
          "metrics": {"listen": "127.0.0.1:9464", "requireAdmin": false}}
         """)
     #expect(s.directory == "/srv/mirror/audit")
@@ -173,13 +178,15 @@ func config(_ json: String) throws -> AuditSection {
     #expect(o.batchWindow == .milliseconds(20) && o.batchMaxRecords == 64)
     #expect(s.syslog?.transport == .tcp && s.syslog?.host == "siem.example" && s.syslog?.port == 6514)
     #expect(s.syslog?.appName == "mirror-a")
-    #expect(s.adminToken == .file("/srv/mirror/secrets/admin"))
     #expect(s.adminNetworks.map(\.description) == ["10.0.0.0/8", "::1"])
     #expect(s.metricsListen?.description == "127.0.0.1:9464" && !s.metricsRequireAdmin)
 
     let d = try config("{}")
     #expect(d.auditDirectory(cacheDirectory: "/var/cache/seed") == "/var/cache/seed/audit")
-    #expect(d.metricsRequireAdmin && d.metricsListen == nil && d.adminToken == nil && d.syslog == nil)
+    #expect(d.metricsRequireAdmin && d.metricsListen == nil && d.adminNetworks.isEmpty && d.syslog == nil)
+    let m = try mirrorConfig("{\"paths\": {\"cacheDir\": \"/var/cache/seed\"}}")
+    #expect(m.auditDirectory == "/var/cache/seed/audit" && m.auditLogOptions.directory == "/var/cache/seed/audit")
+    #expect(m.adminAccess.token == nil)
 
     func rejects(_ json: String, _ words: String) {
         do {
@@ -193,7 +200,7 @@ func config(_ json: String) throws -> AuditSection {
     rejects("{\"audit\": {\"syslog\": {\"protocol\": \"http\", \"host\": \"x\"}}}", "audit.syslog.protocol")
     rejects("{\"audit\": {\"syslog\": {\"protocol\": \"udp\"}}}", "audit.syslog.host")
     rejects("{\"admin\": {\"token\": \"0123456789abcdef\", \"networks\": [\"10.0.0.0/33\"]}}", "admin.networks[0]")
-    rejects("{\"admin\": {\"token\": \"short\"}}", "admin.token")
+    rejects("{\"admin\": {\"tokn\": \"0123456789abcdef\"}}", "admin.tokn")
     rejects("{\"metrics\": {\"listen\": \"nowhere\"}}", "metrics.listen")
     rejects("{\"metrics\": {\"requireAdmin\": \"yes\"}}", "metrics.requireAdmin")
 }
@@ -215,6 +222,11 @@ func config(_ json: String) throws -> AuditSection {
     try await withTemporaryDirectory { dir in
         try writeLog(dir, count: 30)
         #expect(await SeedMirrorCLI.main(["audit", "verify", "--dir", dir]) == 0)
+        let configPath = dir + "/mirror.json"
+        try "{\"audit\": {\"dir\": \"\(dir)\"}}".write(toFile: configPath, atomically: true, encoding: .utf8)
+        #expect(await SeedMirrorCLI.main(["audit", "verify", "--config", configPath]) == 0)
+        #expect(await SeedMirrorCLI.main(["usage", "--config", configPath, "--format", "json"]) == 0)
+        #expect(await SeedMirrorCLI.main(["audit", "verify", "--config", configPath, "--dir", dir]) == 1)
         #expect(await SeedMirrorCLI.main(["usage", "--dir", dir, "--by", "week", "--format", "csv"]) == 0)
         #expect(await SeedMirrorCLI.main(["usage", "--dir", dir, "--by", "month"]) == 1)
         var files = try auditFiles(dir)

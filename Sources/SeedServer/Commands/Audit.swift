@@ -23,20 +23,12 @@ func runAudit(_ args: inout Arguments) async throws -> Int32 {
     return 1
 }
 
-/// The audit directory from `--dir`, or from `--config` (its `audit.dir`), or `cache/audit`.
+/// The audit directory from `--dir`, or from the configuration (`--config`, default
+/// `config/seed-mirror.json`): `audit.dir`, else `<paths.cacheDir>/audit`.
 func auditDirectoryArgument(_ args: inout Arguments) throws -> String {
     let dir = try args.option("--dir")
     let config = try args.option("--config")
     if dir != nil && config != nil { throw ConfigError("give either --dir or --config, not both") }
     if let dir { return dir }
-    guard let config else { return "cache/audit" }
-    guard let data = FileManager.default.contents(atPath: config) else { throw ConfigError("cannot read \(config)") }
-    let root = try ConfigObject.parse(data, source: config)
-    let base = (config as NSString).deletingLastPathComponent
-    let section = try AuditSection(root: root, baseDir: base)
-    guard let d = section.directory else {
-        // Until the whole configuration is read here, the cache directory is not known to this command.
-        throw ConfigError("\(config) has no audit.dir; pass --dir CACHE/audit")
-    }
-    return d
+    return try MirrorConfig.load(path: config ?? "config/seed-mirror.json").auditDirectory
 }

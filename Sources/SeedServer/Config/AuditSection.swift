@@ -16,8 +16,6 @@ public struct AuditSection: Sendable {
     public var batchMaxRecords: Int = 256
     /// `audit.syslog`; nil when records are not forwarded.
     public var syslog: SyslogOptions?
-    /// `admin.token`: the bearer token of the admin API; nil disables the admin routes.
-    public var adminToken: SecretSource?
     /// `admin.networks`: CIDRs the admin API answers from; empty means any address.
     public var adminNetworks: [IPNetwork] = []
     /// `metrics.listen`: a separate listener for /metrics; nil serves it on the main listeners only.
@@ -56,17 +54,14 @@ public struct AuditSection: Sendable {
             try audit.finish()
         }
         if let admin = try root.object("admin") {
-            adminToken = try admin.secret("token", baseDir: baseDir)
-            if case .literal(let t)? = adminToken, t.count < 16 {
-                throw ConfigError("config key admin.token: use at least 16 characters")
-            }
+            // `admin.token` belongs to AdminSection (resolved into MirrorConfig.admin.token); this section
+            // reads only `admin.networks`, and AdminSection rejects any other unknown key.
             for (i, text) in (try admin.stringArray("networks") ?? []).enumerated() {
                 guard let n = IPNetwork(parsing: text) else {
                     throw ConfigError("config key admin.networks[\(i)]: \"\(text)\" is not an address or CIDR network")
                 }
                 adminNetworks.append(n)
             }
-            try admin.finish()
         }
         if let metrics = try root.object("metrics") {
             if let listen = try metrics.string("listen") {
@@ -95,8 +90,19 @@ public struct AuditSection: Sendable {
         return o
     }
 
-    /// Resolves the admin token (environment variable or file) into the access rule of the admin routes.
-    public func adminAccess() throws(ConfigError) -> AdminAccess {
-        AdminAccess(token: try adminToken?.resolve(key: "admin.token"), networks: adminNetworks)
+    /// The access rule of the admin routes, given the resolved `admin.token` (MirrorConfig.admin.token).
+    public func adminAccess(token: String?) -> AdminAccess {
+        AdminAccess(token: token, networks: adminNetworks)
     }
+}
+
+extension MirrorConfig {
+    /// Who may use the admin routes: `admin.token` from `admin.networks`.
+    public var adminAccess: AdminAccess { audit.adminAccess(token: admin.token?.value) }
+
+    /// The audit log directory: `audit.dir`, else `<paths.cacheDir>/audit`.
+    public var auditDirectory: String { audit.auditDirectory(cacheDirectory: paths.cacheDir) }
+
+    /// Writer options for `AuditLog.open`.
+    public var auditLogOptions: AuditLogOptions { audit.auditLogOptions(cacheDirectory: paths.cacheDir) }
 }
