@@ -43,7 +43,7 @@ public enum AuditFiles {
             names = try FileManager.default.contentsOfDirectory(atPath: directory)
         } catch {
             if !FileManager.default.fileExists(atPath: directory) { return [] }
-            throw AuditError(.io(SystemError(call: "opendir", errno: EACCES, path: directory)), path: directory)
+            throw AuditError(.invalidArgument("cannot list the directory: \(error.localizedDescription)"), path: directory)
         }
         return names.compactMap(AuditFileName.init(parsing:)).sorted()
     }

@@ -115,7 +115,7 @@ public final class AuditLog: DecisionSink, @unchecked Sendable {
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         } catch {
-            throw AuditError(.io(SystemError(call: "mkdir", errno: EACCES, path: dir)), path: dir)
+            throw AuditError(.invalidArgument("cannot create the directory: \(error.localizedDescription)"), path: dir)
         }
 
         // The last complete line on disk; a torn tail (crash mid-write) is moved aside, never dropped.
