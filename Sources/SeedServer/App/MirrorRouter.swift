@@ -292,3 +292,9 @@ func licenseOnlyAnswer(_ call: SeedCall, tokenName: String, context: RequestCont
     h.add("Content-Disposition", "attachment; filename=\"licenses.zip\"")
     return Response(status: 200, headers: h, body: .bytes(storedZip(members)))
 }
+
+extension AdminRoutes: MirrorSubRouter {
+    public func route(_ request: HTTPRequest, context: RequestContext) -> HandlerResult? {
+        handle(request, context: context)
+    }
+}
