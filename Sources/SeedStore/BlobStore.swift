@@ -1,3 +1,4 @@
+internal import CSeedShim
 import Glibc
 import SeedCompression
 public import SeedPosix
@@ -67,6 +68,35 @@ public final class BlobStore: Sendable {
         let final = path(of: hex, method: method)
         try makeDirectory(String(final[..<final.lastIndex(of: "/")!]))
         try temp.commit(to: final, hook: faultHook)
+    }
+
+    /// Makes several finished temp files blobs: one syncfs makes all their data durable, then each is
+    /// renamed into place and each touched directory is fsynced once. Before the syncfs no final name
+    /// exists, so a crash leaves only tmp/ files (removed at the next open).
+    func commitBatch(_ batch: [(temp: TempFile, hex: String, method: UInt16)]) throws(StoreError) {
+        guard !batch.isEmpty else { return }
+        for b in batch { try b.temp.finishWriting() }
+        let d: CInt
+        do { d = try retryingEINTR("open", path: tmpDir) { open(tmpDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } } catch {
+            throw StoreError(.io(error), subject: tmpDir)
+        }
+        let rc = seed_syncfs(d)
+        let e = errno
+        _ = close(d)
+        if rc != 0 { throw StoreError(.io(SystemError(call: "syncfs", errno: e, path: tmpDir)), subject: tmpDir) }
+        var dirs: Set<String> = []
+        for b in batch {
+            let final = path(of: b.hex, method: b.method)
+            let dir = String(final[..<final.lastIndex(of: "/")!])
+            if !dirs.contains(dir) { try makeDirectory(dir) }
+            dirs.insert(dir)
+            if let faultHook { try faultHook(.beforeRename, final) }
+            let from = b.temp.path
+            do { _ = try retryingEINTR("rename", path: final) { rename(from, final) } } catch {
+                throw StoreError(.io(error), subject: final)
+            }
+        }
+        for dir in dirs.sorted() { try syncDirectory(parentOf: dir + "/x") }
     }
 
     /// All blobs on disk: (hex, method, stored size).

@@ -68,14 +68,20 @@ public struct PackageKey: Sendable, Hashable, CustomStringConvertible {
 /// Stored as canonical JSON named by its own SHA-256 (docs/design.md, "Manifest format").
 public struct Manifest: Sendable, Equatable {
     public static let formatVersion = 1
-    public var key: PackageKey
-    public var version: String
-    public var members: [ManifestMember]
+    public var key: PackageKey { didSet { knownDigest = nil } }
+    public var version: String { didSet { knownDigest = nil } }
+    public var members: [ManifestMember] { didSet { knownDigest = nil } }
+    /// Set when the manifest was read from or written to the store, so plans need not re-encode it.
+    var knownDigest: String?
 
     public init(key: PackageKey, version: String, members: [ManifestMember]) {
         self.key = key
         self.version = version
         self.members = members
+    }
+
+    public static func == (a: Manifest, b: Manifest) -> Bool {
+        a.key == b.key && a.version == b.version && a.members == b.members
     }
 
     /// Sorted keys, no whitespace, integers in decimal: one text per manifest.
@@ -94,7 +100,7 @@ public struct Manifest: Sendable, Equatable {
     }
 
     /// SHA-256 hex of the canonical JSON: the manifest's name.
-    public var digest: String { SHA256Hasher.hex(canonicalJSON()) }
+    public var digest: String { knownDigest ?? SHA256Hasher.hex(canonicalJSON()) }
 
     /// Parses manifest JSON and insists it is canonical (re-encoding gives the same bytes).
     public static func parse(_ bytes: [UInt8], name: String) throws(StoreError) -> Manifest {
@@ -129,8 +135,9 @@ public struct Manifest: Sendable, Equatable {
         }
         let key = PackageKey(product: try s(o, "product"), os: try s(o, "os"), arch: try s(o, "arch"), variant: try s(o, "variant"))
         try key.validate()
-        let m = Manifest(key: key, version: try s(o, "version"), members: members)
+        var m = Manifest(key: key, version: try s(o, "version"), members: members)
         guard m.canonicalJSON() == bytes else { throw bad("not in canonical form") }
+        m.knownDigest = SHA256Hasher.hex(bytes)
         return m
     }
 }

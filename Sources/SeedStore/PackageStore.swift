@@ -34,6 +34,11 @@ public struct StoreOptions: Sendable {
 public struct ImportedLicense: Sendable, Equatable {
     public var name: String
     public var bytes: [UInt8]
+
+    public init(name: String, bytes: [UInt8]) {
+        self.name = name
+        self.bytes = bytes
+    }
 }
 
 /// What an import did.
@@ -120,6 +125,7 @@ public final class PackageStore: Sendable {
     public let blobs: BlobStore
     private let writeLock = Mutex(0)
     private let manifestCache = Mutex([String: Manifest]())
+    private let layoutCache = Mutex([String: ZipLayoutBuilder]())
 
     var manifestsDir: String { root + "/manifests" }
     var currentDir: String { root + "/current" }
@@ -163,10 +169,17 @@ public final class PackageStore: Sendable {
         }
         var members: [ManifestMember] = []
         var licenses: [ImportedLicense] = []
+        var injectedCrash = false
         var newBlobs = 0
         var newBytes: UInt64 = 0
         var shared = 0
         var contentBytes: UInt64 = 0
+        var pending: [(temp: TempFile, hex: String, method: UInt16)] = []
+        var pendingFacts: [String: (UInt16, UInt64)] = [:]
+        defer {
+            // Temp files of a failed import are dropped; a simulated crash leaves them, as a real one would.
+            if !injectedCrash { for p in pending { p.temp.discard() } }
+        }
         for e in archive.entries {
             if e.isDirectory { continue }
             if e.name.lowercased().hasSuffix(".lic") {
@@ -189,12 +202,15 @@ public final class PackageStore: Sendable {
             contentBytes += e.uncompressedSize
             let method: UInt16
             let storedSize: UInt64
-            if let existing = blobs.lookup(hex) {
+            if let existing = pendingFacts[hex] ?? blobs.lookup(hex) {
                 (method, storedSize) = existing
                 shared += 1
             } else {
                 // Pass 2: the wire bytes. A deflated member's compressed bytes are reused as they are.
-                (method, storedSize) = try storeBlob(hex: hex, entry: e, archive: archive, file: file, source: source)
+                let t = try storeBlob(hex: hex, entry: e, archive: archive, file: file, source: source)
+                pending.append((t.temp, hex, t.method))
+                (method, storedSize) = (t.method, t.temp.size)
+                pendingFacts[hex] = (method, storedSize)
                 newBlobs += 1
                 newBytes += storedSize
             }
@@ -204,6 +220,13 @@ public final class PackageStore: Sendable {
                     size: e.uncompressedSize, dosTime: e.dosTime, dosDate: e.dosDate,
                     externalAttributes: e.externalAttributes, versionMadeBy: e.versionMadeBy))
         }
+        do throws(StoreError) {
+            try blobs.commitBatch(pending)
+        } catch {
+            if case .injectedFault = error.kind { injectedCrash = true }
+            throw error
+        }
+        pending = []
         let label = version ?? defaultVersionLabel(path)
         let manifest = Manifest(key: key, version: label, members: members)
         let (digest, isNew) = try writeManifest(manifest)
@@ -213,8 +236,9 @@ public final class PackageStore: Sendable {
             manifestIsNew: isNew)
     }
 
+    /// Writes a member's wire bytes to a temp file (not yet durable nor visible).
     private func storeBlob(hex: String, entry e: ZipEntry, archive: ZipArchive, file: SharedFile, source: FileZipSource)
-        throws(StoreError) -> (UInt16, UInt64)
+        throws(StoreError) -> (temp: TempFile, method: UInt16)
     {
         var temp = try TempFile(inDirectory: tmpDir)
         var method: UInt16 = 8
@@ -260,12 +284,8 @@ public final class PackageStore: Sendable {
                     }
                 }
             }
-            let size = temp.size
-            try blobs.commit(temp, hex: hex, method: method)
-            return (method, size)
+            return (temp, method)
         } catch {
-            // An injected fault stands for a crash: leave tmp/ as a crash would (cleaned at next open).
-            if case .injectedFault = error.kind { throw error }
             temp.discard()
             throw error
         }
@@ -286,9 +306,11 @@ public final class PackageStore: Sendable {
         let bytes = m.canonicalJSON()
         let digest = SHA256Hasher.hex(bytes)
         let p = manifestPath(digest)
+        var m = m
+        m.knownDigest = digest
         if fileExists(p) { return (digest, false) }
         try writeFileAtomically(bytes, to: p, tmpDir: tmpDir)
-        manifestCache.withLock { $0[digest] = m }
+        manifestCache.withLock { [m] in $0[digest] = m }
         return (digest, true)
     }
 
@@ -361,24 +383,9 @@ public final class PackageStore: Sendable {
         throws(StoreError) -> AssemblyPlan
     {
         let digest = manifest.digest
-        var zipMembers: [ZipPlanMember] = []
-        var files: [SharedFile] = []
-        zipMembers.reserveCapacity(manifest.members.count + extraMembers.count)
-        for m in manifest.members {
-            let (file, facts) = try blobs.openVerified(m.blob, method: m.method)
-            guard facts.storedSize == m.compressedSize, facts.contentSize == m.size, facts.crc32 == m.crc32 else {
-                throw StoreError(
-                    .blobMismatch(
-                        "member \(m.path): blob has \(facts.storedSize)/\(facts.contentSize) bytes crc \(facts.crc32), manifest says \(m.compressedSize)/\(m.size) crc \(m.crc32)"),
-                    subject: m.blob)
-            }
-            files.append(file)
-            zipMembers.append(
-                ZipPlanMember(
-                    name: m.path, method: m.method, crc32: m.crc32, compressedSize: m.compressedSize,
-                    uncompressedSize: m.size, dosTime: m.dosTime, dosDate: m.dosDate,
-                    externalAttributes: m.externalAttributes, versionMadeBy: m.versionMadeBy))
-        }
+        let prepared = try prepare(manifest, digest: digest)
+        var builder = prepared.builder
+        let files = prepared.files
         let (dosTime, dosDate) = dosTimestamp(modifiedTime)
         var extraBytes: [[UInt8]] = []
         let etagHash = SHA256Hasher()
@@ -394,18 +401,19 @@ public final class PackageStore: Sendable {
                 method = 0
             }
             let crc = CRC32.checksum(x.bytes)
-            zipMembers.append(
-                ZipPlanMember(
-                    name: x.name, method: method, crc32: crc, compressedSize: UInt64(data.count),
-                    uncompressedSize: UInt64(x.bytes.count), dosTime: dosTime, dosDate: dosDate,
-                    externalAttributes: 0o100644 << 16, versionMadeBy: 0x0314))
+            do {
+                try builder.add(
+                    ZipPlanMember(
+                        name: x.name, method: method, crc32: crc, compressedSize: UInt64(data.count),
+                        uncompressedSize: UInt64(x.bytes.count), dosTime: dosTime, dosDate: dosDate,
+                        externalAttributes: 0o100644 << 16, versionMadeBy: 0x0314))
+            } catch {
+                throw StoreError(.badArchive(error), subject: "assembly of \(manifest.key) \(manifest.version)")
+            }
             extraBytes.append(data)
             etagHash.update(Array("\(x.name)\n\(method) \(dosTime) \(dosDate) \(SHA256Hasher.hex(data))\n".utf8))
         }
-        let layout: ZipLayout
-        do { layout = try ZipPlanner.plan(zipMembers) } catch {
-            throw StoreError(.badArchive(error), subject: "assembly of \(manifest.key) \(manifest.version)")
-        }
+        let layout = builder.finish()
         let n = manifest.members.count
         let segments: [PlanSegment] = layout.segments.map { s in
             switch s {
@@ -418,6 +426,47 @@ public final class PackageStore: Sendable {
         return AssemblyPlan(
             contentLength: layout.totalLength, etag: "\"" + String(etagHash.finalHex().prefix(40)) + "\"",
             segments: segments, manifestDigest: digest)
+    }
+
+    struct Prepared {
+        var builder: ZipLayoutBuilder
+        var files: [SharedFile]
+    }
+
+    /// The package part of every plan of a manifest: verified open blobs and their headers.
+    /// Blobs are checked on every call (cheap once verified: one stat each); the headers are cached.
+    private func prepare(_ manifest: Manifest, digest: String) throws(StoreError) -> Prepared {
+        var files: [SharedFile] = []
+        files.reserveCapacity(manifest.members.count)
+        for m in manifest.members {
+            let (file, facts) = try blobs.openVerified(m.blob, method: m.method)
+            guard facts.storedSize == m.compressedSize, facts.contentSize == m.size, facts.crc32 == m.crc32 else {
+                throw StoreError(
+                    .blobMismatch(
+                        "member \(m.path): blob has \(facts.storedSize)/\(facts.contentSize) bytes crc \(facts.crc32), manifest says \(m.compressedSize)/\(m.size) crc \(m.crc32)"),
+                    subject: m.blob)
+            }
+            files.append(file)
+        }
+        if let b = layoutCache.withLock({ $0[digest] }) { return Prepared(builder: b, files: files) }
+        var builder = ZipLayoutBuilder()
+        for m in manifest.members {
+            do {
+                try builder.add(
+                    ZipPlanMember(
+                        name: m.path, method: m.method, crc32: m.crc32, compressedSize: m.compressedSize,
+                        uncompressedSize: m.size, dosTime: m.dosTime, dosDate: m.dosDate,
+                        externalAttributes: m.externalAttributes, versionMadeBy: m.versionMadeBy))
+            } catch {
+                throw StoreError(.badArchive(error), subject: "assembly of \(manifest.key) \(manifest.version)")
+            }
+        }
+        layoutCache.withLock { [builder] c in
+            // A handful of versions are live at once; past that, start over rather than grow.
+            if c.count >= 64 { c.removeAll() }
+            c[digest] = builder
+        }
+        return Prepared(builder: builder, files: files)
     }
 
     // MARK: Maintenance

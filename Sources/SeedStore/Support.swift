@@ -215,6 +215,14 @@ final class TempFile {
         try syncDirectory(parentOf: finalPath)
     }
 
+    /// Closes without fsync; `BlobStore.commitBatch` makes a whole batch durable with one syncfs.
+    func finishWriting() throws(StoreError) {
+        guard fd >= 0 else { return }
+        let f = fd
+        fd = -1
+        if close(f) != 0 { throw StoreError(.io(.current("close", path: path)), subject: path) }
+    }
+
     func discard() {
         if fd >= 0 {
             _ = close(fd)
