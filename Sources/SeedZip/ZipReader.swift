@@ -216,6 +216,10 @@ public struct ZipArchive: Sendable {
     static func checkDeclared(_ e: ZipEntry, nameBytes: [UInt8], limits: ZipLimits) throws(ZipError) {
         if let why = unsafePathReason(e.name, rawBytes: nameBytes) { throw ZipError(.unsafePath(why), member: e.name) }
         if e.flags & 1 != 0 { throw ZipError(.encrypted, member: e.name) }
+        // A Unix symlink member could point outside the folder and redirect later members through it.
+        if e.versionMadeBy >> 8 == 3 && (e.externalAttributes >> 16) & 0o170000 == 0o120000 {
+            throw ZipError(.unsafePath("symbolic link"), member: e.name)
+        }
         if e.method != 0 && e.method != 8 { throw ZipError(.unsupportedMethod(e.method), member: e.name) }
         if e.method == 0 && e.compressedSize != e.uncompressedSize {
             throw ZipError(

@@ -286,3 +286,36 @@ func run(_ tool: String, _ args: [String]) -> (status: Int32, output: String) {
     p.waitUntilExit()
     return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
+
+@Test func dataDescriptorsFromAStreamingWriterAreRead() throws {
+    let path = NSTemporaryDirectory() + "seedzip-stream-" + UUID().uuidString + ".zip"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    // Writing to a pipe makes zipfile use data descriptors (flag bit 3, sizes after the data).
+    let script = """
+        import sys, zipfile
+        with zipfile.ZipFile(sys.stdout.buffer, 'w', zipfile.ZIP_DEFLATED) as z:
+            z.writestr('a.txt', b'hello ' * 1000)
+            with z.open('b.bin', 'w') as f: f.write(bytes(range(256)) * 100)
+        """
+    #expect(run("/bin/sh", ["-c", "python3 -c \"$0\" | cat > \"$1\"", script, path]).status == 0)
+    let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    let a = try ZipArchive(source: ZipBytes(bytes))
+    #expect(a.entries.contains { $0.flags & 8 != 0 })
+    #expect(try a.contents(of: a.entries[1], from: ZipBytes(bytes)) == Array((0..<25600).map { UInt8($0 % 256) }))
+    #expect(try a.contents(of: a.entries[0], from: ZipBytes(bytes)) == Array(String(repeating: "hello ", count: 1000).utf8))
+}
+
+@Test func symlinkMembersAreRefused() throws {
+    let path = NSTemporaryDirectory() + "seedzip-link-" + UUID().uuidString + ".zip"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let script = """
+        import sys, zipfile
+        with zipfile.ZipFile(sys.argv[1], 'w') as z:
+            i = zipfile.ZipInfo('etc-link'); i.create_system = 3; i.external_attr = 0o120777 << 16
+            z.writestr(i, '/etc')
+        """
+    #expect(run("/usr/bin/env", ["python3", "-c", script, path]).status == 0)
+    let e = refusal([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
+    #expect(e?.kind == .unsafePath("symbolic link"))
+    #expect(e?.member == "etc-link")
+}
