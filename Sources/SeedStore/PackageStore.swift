@@ -243,7 +243,8 @@ public final class PackageStore: Sendable {
         var temp = try TempFile(inDirectory: tmpDir)
         var method: UInt16 = 8
         do throws(StoreError) {
-            if e.method == 8 {
+            if e.method == 8 || !worthDeflating(e, file: file) {
+                method = e.method
                 try forEachChunk(file, offset: e.dataOffset, length: e.compressedSize) { (c) throws(StoreError) in
                     try temp.write(c)
                 }
@@ -289,6 +290,17 @@ public final class PackageStore: Sendable {
             temp.discard()
             throw error
         }
+    }
+
+    /// For a large stored member, deflates a 256 KiB sample first: already-compressed content (most
+    /// of a program folder's binaries) is kept stored without spending a full deflate pass on it.
+    private func worthDeflating(_ e: ZipEntry, file: SharedFile) -> Bool {
+        let sampleSize = 256 << 10
+        guard e.uncompressedSize > UInt64(4 * sampleSize) else { return true }
+        guard let sample = try? preadExactly(file, at: e.dataOffset, count: sampleSize),
+            let packed = try? RawDeflater.compress(sample, level: options.deflateLevel)
+        else { return true }
+        return packed.count < sampleSize * 97 / 100
     }
 
     private func defaultVersionLabel(_ path: String) -> String {
