@@ -1,22 +1,17 @@
 import Foundation
 import SeedStore
 
-/// Opens the package store for a maintenance command: `--config PATH` reads the `store` section,
-/// `--cache DIR` overrides the cache directory (default: `cache`, or the configured one).
+/// Opens the package store for a maintenance command: `--config PATH` (default
+/// `config/seed-mirror.json` when it exists) gives the `store` and `paths` sections; `--cache DIR`
+/// overrides the directory (and alone needs no config file).
 func openStoreForCommand(_ args: inout Arguments) throws -> PackageStore {
     let configPath = try args.option("--config")
     let cacheOverride = try args.option("--cache")
-    var section: StoreSection? = nil
-    if let configPath {
-        guard let data = FileManager.default.contents(atPath: configPath) else {
-            throw ConfigError("cannot read config file \(configPath)")
-        }
-        let root = try ConfigObject.parse(data, source: configPath)
-        let base = configPath.contains("/") ? String(configPath[..<configPath.lastIndex(of: "/")!]) : "."
-        section = try StoreSection(root: root, baseDir: base)
-    }
-    let dir = cacheOverride ?? section?.cacheDir ?? "cache"
-    return try PackageStore(root: dir, options: section?.options ?? StoreOptions())
+    let defaultConfig = "config/seed-mirror.json"
+    let path = configPath ?? (FileManager.default.fileExists(atPath: defaultConfig) ? defaultConfig : nil)
+    guard let path else { return try PackageStore(root: cacheOverride ?? "cache") }
+    let config = try MirrorConfig.load(path: path)
+    return try PackageStore(root: cacheOverride ?? config.store.root(paths: config.paths), options: config.store.options)
 }
 
 func formatBytes(_ n: UInt64) -> String {
