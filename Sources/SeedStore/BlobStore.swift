@@ -163,13 +163,16 @@ public final class BlobStore: Sendable {
 
     /// Hashes a blob's content (inflating deflate blobs): returns the SHA-256 hex and the facts.
     /// Corrupt deflate data counts as a mismatch (the returned digest is "corrupt: ...").
-    static func hashContent(_ file: SharedFile, method: UInt16, name: String) throws(StoreError) -> (String, BlobFacts) {
+    static func hashContent(_ file: SharedFile, method: UInt16, name: String) throws(StoreError) -> (String, BlobFacts)
+    {
         let sha = SHA256Hasher()
         var crc = CRC32()
         var size: UInt64 = 0
         if method == 8 {
             let inflater: RawInflater
-            do { inflater = try RawInflater() } catch { throw StoreError(.compression(error.description), subject: name) }
+            do { inflater = try RawInflater() } catch {
+                throw StoreError(.compression(error.description), subject: name)
+            }
             var broken: String? = nil
             try forEachChunk(file, length: file.size) { (chunk) throws(StoreError) in
                 guard broken == nil else { return }
@@ -182,7 +185,9 @@ public final class BlobStore: Sendable {
                 } catch let e as CompressionError { broken = e.description } catch { broken = "\(error)" }
             }
             if broken == nil && !inflater.isFinished { broken = "deflate stream truncated" }
-            if let broken { return ("corrupt: " + broken, BlobFacts(method: 8, storedSize: file.size, contentSize: 0, crc32: 0)) }
+            if let broken {
+                return ("corrupt: " + broken, BlobFacts(method: 8, storedSize: file.size, contentSize: 0, crc32: 0))
+            }
         } else {
             try forEachChunk(file, length: file.size) { (chunk) throws(StoreError) in
                 sha.update(chunk)

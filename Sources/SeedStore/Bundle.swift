@@ -9,7 +9,9 @@ extension PackageStore {
     /// Writes every manifest, every referenced blob and the current pointers to `directory`
     /// (which must not exist or be empty), plus a checksum list of every file.
     public func exportBundle(to directory: String) throws(StoreError) -> BundleReport {
-        if !listDirectory(directory).isEmpty { throw StoreError(.badBundle("directory is not empty"), subject: directory) }
+        if !listDirectory(directory).isEmpty {
+            throw StoreError(.badBundle("directory is not empty"), subject: directory)
+        }
         try makeDirectory(directory + "/manifests")
         var sums: [(String, String)] = []
         var report = BundleReport(manifests: 0, blobs: 0, bytes: 0)
@@ -65,9 +67,13 @@ extension PackageStore {
         var expected: [String: String] = [:]
         for line in sumsText.split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 1)
-            guard parts.count == 2, isHexDigest(String(parts[0])) else { throw bad("malformed SHA256SUMS line: \(line)") }
+            guard parts.count == 2, isHexDigest(String(parts[0])) else {
+                throw bad("malformed SHA256SUMS line: \(line)")
+            }
             let rel = parts[1].hasPrefix(" ") ? String(parts[1].dropFirst()) : String(parts[1])
-            guard !rel.hasPrefix("/"), !rel.split(separator: "/").contains("..") else { throw bad("unsafe path \(rel)") }
+            guard !rel.hasPrefix("/"), !rel.split(separator: "/").contains("..") else {
+                throw bad("unsafe path \(rel)")
+            }
             expected[rel] = String(parts[0])
         }
         return try serialized { () throws(StoreError) -> BundleReport in
@@ -91,7 +97,9 @@ extension PackageStore {
             let method: UInt16 = parts[1] == "deflate" ? 8 : 0
             if blobs.lookup(hex) != nil { continue }
             let src: SharedFile
-            do { src = try SharedFile(openingForReading: directory + "/" + rel) } catch { throw StoreError(.io(error), subject: rel) }
+            do { src = try SharedFile(openingForReading: directory + "/" + rel) } catch {
+                throw StoreError(.io(error), subject: rel)
+            }
             let t = try TempFile(inDirectory: tmpDir)
             let sha = SHA256Hasher()
             do throws(StoreError) {
@@ -101,9 +109,13 @@ extension PackageStore {
                 }
                 guard sha.finalHex() == sum else { throw bad("\(rel) does not match SHA256SUMS") }
                 let copy: SharedFile
-                do { copy = try SharedFile(openingForReading: t.path) } catch { throw StoreError(.io(error), subject: t.path) }
+                do { copy = try SharedFile(openingForReading: t.path) } catch {
+                    throw StoreError(.io(error), subject: t.path)
+                }
                 let (content, _) = try BlobStore.hashContent(copy, method: method, name: hex)
-                guard content == hex else { throw bad("blob \(rel) content hashes to \(content.prefix(16)), not its name") }
+                guard content == hex else {
+                    throw bad("blob \(rel) content hashes to \(content.prefix(16)), not its name")
+                }
                 try blobs.commit(t, hex: hex, method: method)
             } catch {
                 t.discard()
@@ -115,10 +127,14 @@ extension PackageStore {
         for (rel, sum) in expected.sorted(by: { $0.key < $1.key }) where rel.hasPrefix("manifests/") {
             let bytes = try readWholeFile(directory + "/" + rel)
             let digest = SHA256Hasher.hex(bytes)
-            guard digest == sum, rel == "manifests/\(digest).json" else { throw bad("\(rel) does not match its name or SHA256SUMS") }
+            guard digest == sum, rel == "manifests/\(digest).json" else {
+                throw bad("\(rel) does not match its name or SHA256SUMS")
+            }
             let m = try Manifest.parse(bytes, name: digest)
             for mem in m.members where blobs.lookup(mem.blob) == nil {
-                throw bad("manifest \(digest.prefix(12)) needs blob \(mem.blob.prefix(12)) for \(mem.path), not in bundle or store")
+                throw bad(
+                    "manifest \(digest.prefix(12)) needs blob \(mem.blob.prefix(12)) for \(mem.path), not in bundle or store"
+                )
             }
             if !fileExists("\(manifestsDir)/\(digest).json") {
                 try writeFileAtomically(bytes, to: "\(manifestsDir)/\(digest).json", tmpDir: tmpDir)
@@ -131,7 +147,8 @@ extension PackageStore {
             let parts = rel.split(separator: "/")
             let kp = parts.count == 3 ? parts[2].split(separator: "-", maxSplits: 2) : []
             guard kp.count == 3 else { throw bad("unexpected pointer \(rel)") }
-            let key = PackageKey(product: String(parts[1]), os: String(kp[0]), arch: String(kp[1]), variant: String(kp[2]))
+            let key = PackageKey(
+                product: String(parts[1]), os: String(kp[0]), arch: String(kp[1]), variant: String(kp[2]))
             let digest = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             try setCurrentLocked(key, digest: digest)
         }

@@ -90,7 +90,8 @@ public struct Manifest: Sendable, Equatable {
         var s = "{\"arch\":\(str(key.arch)),\"format\":\(Manifest.formatVersion),\"members\":["
         for (i, m) in members.enumerated() {
             if i > 0 { s += "," }
-            s += "{\"attributes\":\(m.externalAttributes),\"blob\":\(str(m.blob)),\"compressedSize\":\(m.compressedSize)"
+            s +=
+                "{\"attributes\":\(m.externalAttributes),\"blob\":\(str(m.blob)),\"compressedSize\":\(m.compressedSize)"
             s += ",\"crc32\":\(m.crc32),\"dosDate\":\(m.dosDate),\"dosTime\":\(m.dosTime),\"madeBy\":\(m.versionMadeBy)"
             s += ",\"method\":\(m.method),\"path\":\(str(m.path)),\"size\":\(m.size)}"
         }
@@ -129,11 +130,13 @@ public struct Manifest: Sendable, Equatable {
                     path: try s(m, "path"), blob: blob, method: UInt16(try n(m, "method", max: 8)),
                     crc32: UInt32(try n(m, "crc32", max: 0xFFFF_FFFF)),
                     compressedSize: try n(m, "compressedSize", max: 1 << 52), size: try n(m, "size", max: 1 << 52),
-                    dosTime: UInt16(try n(m, "dosTime", max: 0xFFFF)), dosDate: UInt16(try n(m, "dosDate", max: 0xFFFF)),
+                    dosTime: UInt16(try n(m, "dosTime", max: 0xFFFF)),
+                    dosDate: UInt16(try n(m, "dosDate", max: 0xFFFF)),
                     externalAttributes: UInt32(try n(m, "attributes", max: 0xFFFF_FFFF)),
                     versionMadeBy: UInt16(try n(m, "madeBy", max: 0xFFFF))))
         }
-        let key = PackageKey(product: try s(o, "product"), os: try s(o, "os"), arch: try s(o, "arch"), variant: try s(o, "variant"))
+        let key = PackageKey(
+            product: try s(o, "product"), os: try s(o, "os"), arch: try s(o, "arch"), variant: try s(o, "variant"))
         try key.validate()
         var m = Manifest(key: key, version: try s(o, "version"), members: members)
         guard m.canonicalJSON() == bytes else { throw bad("not in canonical form") }

@@ -185,10 +185,14 @@ public final class PackageStore: Sendable {
             if e.name.lowercased().hasSuffix(".lic") {
                 guard e.uncompressedSize <= options.maxLicenseBytes else {
                     throw StoreError(
-                        .badArchive(ZipError(.tooLarge(bytes: e.uncompressedSize, limit: options.maxLicenseBytes), member: e.name)),
+                        .badArchive(
+                            ZipError(
+                                .tooLarge(bytes: e.uncompressedSize, limit: options.maxLicenseBytes), member: e.name)),
                         subject: path)
                 }
-                do { licenses.append(ImportedLicense(name: e.name, bytes: try archive.contents(of: e, from: source))) } catch {
+                do {
+                    licenses.append(ImportedLicense(name: e.name, bytes: try archive.contents(of: e, from: source)))
+                } catch {
                     throw StoreError(.badArchive(error), subject: path)
                 }
                 continue
@@ -271,7 +275,9 @@ public final class PackageStore: Sendable {
                     throw StoreError(.badArchive(error), subject: e.name)
                 }
                 if let failure { throw failure }
-                do { try deflater.compress(UnsafeRawBufferPointer(start: nil, count: 0), finish: true, into: &out) } catch {
+                do {
+                    try deflater.compress(UnsafeRawBufferPointer(start: nil, count: 0), finish: true, into: &out)
+                } catch {
                     throw StoreError(.compression(error.description), subject: e.name)
                 }
                 try temp.write(out)
@@ -312,7 +318,9 @@ public final class PackageStore: Sendable {
     // MARK: Manifests
 
     private func manifestPath(_ digest: String) -> String { "\(manifestsDir)/\(digest).json" }
-    private func pointerPath(_ key: PackageKey) -> String { "\(currentDir)/\(key.product)/\(key.os)-\(key.arch)-\(key.variant)" }
+    private func pointerPath(_ key: PackageKey) -> String {
+        "\(currentDir)/\(key.product)/\(key.os)-\(key.arch)-\(key.variant)"
+    }
 
     private func writeManifest(_ m: Manifest) throws(StoreError) -> (String, Bool) {
         let bytes = m.canonicalJSON()
@@ -334,7 +342,9 @@ public final class PackageStore: Sendable {
         guard fileExists(p) else { throw StoreError(.missingManifest, subject: digest) }
         let bytes = try readWholeFile(p)
         let actual = SHA256Hasher.hex(bytes)
-        guard actual == digest else { throw StoreError(.badManifest("content hashes to \(actual.prefix(12))"), subject: digest) }
+        guard actual == digest else {
+            throw StoreError(.badManifest("content hashes to \(actual.prefix(12))"), subject: digest)
+        }
         let m = try Manifest.parse(bytes, name: digest)
         manifestCache.withLock { $0[digest] = m }
         return m
@@ -352,8 +362,11 @@ public final class PackageStore: Sendable {
         try key.validate()
         let p = pointerPath(key)
         guard fileExists(p) else { return nil }
-        let text = String(decoding: try readWholeFile(p, limit: 4096), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard isHexDigest(text) else { throw StoreError(.badManifest("pointer \(p) does not hold a digest"), subject: key.description) }
+        let text = String(decoding: try readWholeFile(p, limit: 4096), as: UTF8.self).trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        guard isHexDigest(text) else {
+            throw StoreError(.badManifest("pointer \(p) does not hold a digest"), subject: key.description)
+        }
         return text
     }
 
@@ -455,7 +468,8 @@ public final class PackageStore: Sendable {
             guard facts.storedSize == m.compressedSize, facts.contentSize == m.size, facts.crc32 == m.crc32 else {
                 throw StoreError(
                     .blobMismatch(
-                        "member \(m.path): blob has \(facts.storedSize)/\(facts.contentSize) bytes crc \(facts.crc32), manifest says \(m.compressedSize)/\(m.size) crc \(m.crc32)"),
+                        "member \(m.path): blob has \(facts.storedSize)/\(facts.contentSize) bytes crc \(facts.crc32), manifest says \(m.compressedSize)/\(m.size) crc \(m.crc32)"
+                    ),
                     subject: m.blob)
             }
             files.append(file)
@@ -589,7 +603,9 @@ public final class PackageStore: Sendable {
             var stored: UInt64 = 0
             for mem in m.members where seen.insert(mem.blob).inserted { stored += mem.compressedSize }
             let shared = m.members.filter { (users[$0.blob]?.count ?? 0) > 1 }.count
-            let mtime = fileStat(manifestPath(d)).map { Date(timeIntervalSince1970: Double($0.st_mtim.tv_sec)) } ?? Date(timeIntervalSince1970: 0)
+            let mtime =
+                fileStat(manifestPath(d)).map { Date(timeIntervalSince1970: Double($0.st_mtim.tv_sec)) }
+                ?? Date(timeIntervalSince1970: 0)
             return PackageVersionInfo(
                 digest: d, key: m.key, version: m.version, isCurrent: current.contains(d), memberCount: m.members.count,
                 contentBytes: m.members.reduce(0) { $0 + $1.size }, storedBytes: stored, sharedMembers: shared,

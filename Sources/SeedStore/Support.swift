@@ -195,7 +195,8 @@ final class TempFile {
     }
 
     func write(_ bytes: [UInt8]) throws(StoreError) {
-        let r: Result<Void, StoreError> = bytes.withUnsafeBytes { b in Result { () throws(StoreError) in try write(b) } }
+        let r: Result<Void, StoreError> = bytes.withUnsafeBytes { b in Result { () throws(StoreError) in try write(b) }
+        }
         try r.get()
     }
 

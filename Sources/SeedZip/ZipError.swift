@@ -34,7 +34,8 @@ public struct ZipError: Error, CustomStringConvertible, Sendable, Equatable {
         case .corrupt(let s): what = "archive is corrupt: \(s)"
         case .multiDisk: what = "multi-disk (spanned) archives are not supported"
         case .unsafePath(let why): what = "path would escape the target folder (\(why))"
-        case .duplicateName(let other): what = "duplicate name: collides with \"\(other)\" on a case-insensitive file system"
+        case .duplicateName(let other):
+            what = "duplicate name: collides with \"\(other)\" on a case-insensitive file system"
         case .encrypted: what = "member is encrypted; encrypted archives are refused"
         case .unsupportedMethod(let m): what = "compression method \(m) is not supported (only 0 stored and 8 deflate)"
         case .sizeMismatch(let s): what = "sizes do not match: \(s)"

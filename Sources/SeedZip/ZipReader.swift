@@ -233,7 +233,8 @@ public struct ZipArchive: Sendable {
             }
         }
         if e.uncompressedSize > limits.maxTotalUncompressedBytes {
-            throw ZipError(.tooLarge(bytes: e.uncompressedSize, limit: limits.maxTotalUncompressedBytes), member: e.name)
+            throw ZipError(
+                .tooLarge(bytes: e.uncompressedSize, limit: limits.maxTotalUncompressedBytes), member: e.name)
         }
     }
 
@@ -241,7 +242,8 @@ public struct ZipArchive: Sendable {
         -> UInt64
     {
         guard e.localHeaderOffset <= limit, limit - e.localHeaderOffset >= 30 else {
-            throw ZipError(.truncated("local header offset \(e.localHeaderOffset) is outside the data area"), member: e.name)
+            throw ZipError(
+                .truncated("local header offset \(e.localHeaderOffset) is outside the data area"), member: e.name)
         }
         let h = try source.read(at: e.localHeaderOffset, count: 30)
         guard le32(h, 0) == localSignature else {
@@ -261,7 +263,8 @@ public struct ZipArchive: Sendable {
         }
         if flags & 1 != 0 { throw ZipError(.encrypted, member: e.name) }
         if method != e.method {
-            throw ZipError(.corrupt("local header method \(method) differs from directory method \(e.method)"), member: e.name)
+            throw ZipError(
+                .corrupt("local header method \(method) differs from directory method \(e.method)"), member: e.name)
         }
         let dataOffset = varStart + UInt64(nameLen + extraLen)
         guard dataOffset <= limit, e.compressedSize <= limit - dataOffset else {
@@ -278,12 +281,14 @@ public struct ZipArchive: Sendable {
                 }
             }
             if crc != e.crc32 {
-                throw ZipError(.corrupt("local header CRC \(hex32(crc)) differs from directory \(hex32(e.crc32))"), member: e.name)
+                throw ZipError(
+                    .corrupt("local header CRC \(hex32(crc)) differs from directory \(hex32(e.crc32))"), member: e.name)
             }
             if csize != e.compressedSize || usize != e.uncompressedSize {
                 throw ZipError(
                     .sizeMismatch(
-                        "local header says \(csize)/\(usize), directory says \(e.compressedSize)/\(e.uncompressedSize) (compressed/uncompressed)"),
+                        "local header says \(csize)/\(usize), directory says \(e.compressedSize)/\(e.uncompressedSize) (compressed/uncompressed)"
+                    ),
                     member: e.name)
             }
         } else {
@@ -366,7 +371,9 @@ public struct ZipArchive: Sendable {
             throw ZipError(
                 .sizeMismatch("inflates to \(produced) bytes, declared \(entry.uncompressedSize)"), member: entry.name)
         }
-        if crc.value != entry.crc32 { throw ZipError(.crcMismatch(expected: entry.crc32, actual: crc.value), member: entry.name) }
+        if crc.value != entry.crc32 {
+            throw ZipError(.crcMismatch(expected: entry.crc32, actual: crc.value), member: entry.name)
+        }
         return produced
     }
 

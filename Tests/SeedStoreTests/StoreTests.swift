@@ -189,7 +189,9 @@ let license = (name: "thor-lic-ws01.lic", bytes: Array("-----BEGIN THOR LICENSE-
             try FileManager.default.createDirectory(atPath: bsd, withIntermediateDirectories: true)
             let b = run("/usr/bin/bsdtar", ["-xf", out, "-C", bsd])
             #expect(b.status == 0, "\(b.output)")
-            #expect(FileManager.default.contents(atPath: bsd + "/tools/lib/helper.dll") == Data(pkg.files["tools/lib/helper.dll"]!))
+            #expect(
+                FileManager.default.contents(atPath: bsd + "/tools/lib/helper.dll")
+                    == Data(pkg.files["tools/lib/helper.dll"]!))
             #expect(FileManager.default.contents(atPath: bsd + "/thor-lic-ws01.lic") == Data(license.bytes))
         }
         // Importing the same ZIP again stores nothing new and yields the same manifest.
@@ -223,7 +225,8 @@ let license = (name: "thor-lic-ws01.lic", bytes: Array("-----BEGIN THOR LICENSE-
         var etags: Set<String> = []
         for host in 0..<1000 {
             let plan = try store.plan(
-                manifest: manifest, extraMembers: [(name: "thor-lic-h\(host).lic", bytes: Array("license \(host)".utf8))],
+                manifest: manifest,
+                extraMembers: [(name: "thor-lic-h\(host).lic", bytes: Array("license \(host)".utf8))],
                 modifiedTime: stamp)
             etags.insert(plan.etag)
         }
@@ -263,7 +266,9 @@ let license = (name: "thor-lic-ws01.lic", bytes: Array("-----BEGIN THOR LICENSE-
             #expect(!FileManager.default.fileExists(atPath: path))
         }
         // Still refused afterwards (now missing), never served.
-        #expect(throws: StoreError.self) { _ = try store.plan(manifest: manifest, extraMembers: [], modifiedTime: stamp) }
+        #expect(throws: StoreError.self) {
+            _ = try store.plan(manifest: manifest, extraMembers: [], modifiedTime: stamp)
+        }
 
         // verify() finds a second corruption by re-hashing everything.
         let other = try #require(manifest.members.first { $0.path == "signatures/yara/rules-5.yar" })
@@ -339,11 +344,13 @@ let license = (name: "thor-lic-ws01.lic", bytes: Array("-----BEGIN THOR LICENSE-
         do {
             let store = try PackageStore(root: root)
             let r = try store.importZip(path: pkg.zip, product: "thor10", os: "windows", arch: "amd64", variant: "lite")
-            let plan = try store.plan(manifest: try store.manifest(digest: r.manifestDigest), extraMembers: [license], modifiedTime: stamp)
+            let plan = try store.plan(
+                manifest: try store.manifest(digest: r.manifestDigest), extraMembers: [license], modifiedTime: stamp)
             (bytes, etag, digest) = (try materialize(plan), plan.etag, r.manifestDigest)
         }
         let store = try PackageStore(root: root)
-        let manifest = try #require(try store.currentManifest(PackageKey(product: "thor10", os: "windows", arch: "amd64", variant: "lite")))
+        let manifest = try #require(
+            try store.currentManifest(PackageKey(product: "thor10", os: "windows", arch: "amd64", variant: "lite")))
         #expect(manifest.digest == digest)
         let plan = try store.plan(manifest: manifest, extraMembers: [license], modifiedTime: stamp)
         #expect(plan.etag == etag)
@@ -377,9 +384,10 @@ let license = (name: "thor-lic-ws01.lic", bytes: Array("-----BEGIN THOR LICENSE-
         try write(b, full)
         let sums = try String(contentsOfFile: dir + "/bundle/SHA256SUMS", encoding: .utf8)
         #expect(throws: StoreError.self) { _ = try PackageStore(root: dir + "/c").importBundle(from: dir + "/bundle") }
-        let fixed = sums.split(separator: "\n").map { line -> String in
-            line.hasSuffix(blobFile) ? sha256Hex(b) + "  " + blobFile : String(line)
-        }.joined(separator: "\n") + "\n"
+        let fixed =
+            sums.split(separator: "\n").map { line -> String in
+                line.hasSuffix(blobFile) ? sha256Hex(b) + "  " + blobFile : String(line)
+            }.joined(separator: "\n") + "\n"
         try fixed.write(toFile: dir + "/bundle/SHA256SUMS", atomically: true, encoding: .utf8)
         let c = try PackageStore(root: dir + "/c")
         do throws(StoreError) {

@@ -29,8 +29,16 @@ func craft(_ entries: [CraftedEntry], comment: [UInt8] = []) throws -> [UInt8] {
         let crc = e.crc ?? CRC32.checksum(e.data)
         let offset = UInt32(out.count)
         func header(_ b: inout [UInt8], usize: UInt64, csize: UInt64) {
-            w16(&b, 20); w16(&b, e.flags); w16(&b, e.method); w16(&b, 0); w16(&b, 0x5821)
-            w32(&b, crc); w32(&b, UInt32(csize)); w32(&b, UInt32(usize)); w16(&b, UInt16(e.name.count)); w16(&b, 0)
+            w16(&b, 20)
+            w16(&b, e.flags)
+            w16(&b, e.method)
+            w16(&b, 0)
+            w16(&b, 0x5821)
+            w32(&b, crc)
+            w32(&b, UInt32(csize))
+            w32(&b, UInt32(usize))
+            w16(&b, UInt16(e.name.count))
+            w16(&b, 0)
         }
         w32(&out, 0x0403_4b50)
         header(&out, usize: e.localUncompressed ?? UInt64(e.data.count), csize: UInt64(payload.count))
@@ -38,21 +46,35 @@ func craft(_ entries: [CraftedEntry], comment: [UInt8] = []) throws -> [UInt8] {
         out += payload
         w32(&central, 0x0201_4b50)
         w16(&central, 0x0314)
-        header(&central, usize: e.centralUncompressed ?? UInt64(e.data.count), csize: e.centralCompressed ?? UInt64(payload.count))
-        w16(&central, 0); w16(&central, 0); w16(&central, 0); w32(&central, 0o100644 << 16); w32(&central, offset)
+        header(
+            &central, usize: e.centralUncompressed ?? UInt64(e.data.count),
+            csize: e.centralCompressed ?? UInt64(payload.count))
+        w16(&central, 0)
+        w16(&central, 0)
+        w16(&central, 0)
+        w32(&central, 0o100644 << 16)
+        w32(&central, offset)
         central += e.name
     }
     let cdOffset = UInt32(out.count)
     out += central
-    w32(&out, 0x0605_4b50); w16(&out, 0); w16(&out, 0)
-    w16(&out, UInt16(entries.count)); w16(&out, UInt16(entries.count))
-    w32(&out, UInt32(central.count)); w32(&out, cdOffset); w16(&out, UInt16(comment.count))
+    w32(&out, 0x0605_4b50)
+    w16(&out, 0)
+    w16(&out, 0)
+    w16(&out, UInt16(entries.count))
+    w16(&out, UInt16(entries.count))
+    w32(&out, UInt32(central.count))
+    w32(&out, cdOffset)
+    w16(&out, UInt16(comment.count))
     out += comment
     return out
 }
 
 func w16(_ b: inout [UInt8], _ v: UInt16) { b += [UInt8(v & 0xFF), UInt8(v >> 8)] }
-func w32(_ b: inout [UInt8], _ v: UInt32) { w16(&b, UInt16(v & 0xFFFF)); w16(&b, UInt16(v >> 16)) }
+func w32(_ b: inout [UInt8], _ v: UInt32) {
+    w16(&b, UInt16(v & 0xFFFF))
+    w16(&b, UInt16(v >> 16))
+}
 
 func refusal(_ bytes: [UInt8], limits: ZipLimits = ZipLimits()) -> ZipError? {
     do {
@@ -105,7 +127,9 @@ func planMember(_ name: String, _ data: [UInt8], deflate: Bool = true) throws ->
     }
     try inf.finish()
     #expect(out == data)
-    #expect(throws: CompressionError.self) { try RawInflater.inflate(Array(packed.prefix(packed.count / 2)), limit: .max) }
+    #expect(throws: CompressionError.self) {
+        try RawInflater.inflate(Array(packed.prefix(packed.count / 2)), limit: .max)
+    }
 }
 
 @Test func crcKnownAnswerAndCombine() {
@@ -119,7 +143,8 @@ func planMember(_ name: String, _ data: [UInt8], deflate: Bool = true) throws ->
 
 @Test func plannedArchiveReadsBackAndIsDeterministic() throws {
     let members = [
-        try planMember("thor64.exe", (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 7) }, deflate: false),
+        try planMember(
+            "thor64.exe", (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 7) }, deflate: false),
         try planMember("signatures/yara/rules.yar", text(40_000)),
         try planMember("docs/Übersicht.txt", text(100)),
         try planMember("empty.txt", [], deflate: false),
@@ -153,7 +178,14 @@ func planMember(_ name: String, _ data: [UInt8], deflate: Bool = true) throws ->
     #expect(archive.entries.count == 65_536)
     #expect(archive.entries.last?.name == "f/65535")
     try withTempFile(bytes) { path in
-        #expect(run("/usr/bin/env", ["python3", "-c", "import zipfile,sys; assert len(zipfile.ZipFile(sys.argv[1]).infolist())==65536", path]).status == 0)
+        #expect(
+            run(
+                "/usr/bin/env",
+                [
+                    "python3", "-c", "import zipfile,sys; assert len(zipfile.ZipFile(sys.argv[1]).infolist())==65536",
+                    path,
+                ]
+            ).status == 0)
     }
 }
 
@@ -211,7 +243,9 @@ func unsafeNamesAreRefused(name: String, why: String) throws {
     let bytes = try craft([bomb])
     let archive = try ZipArchive(source: ZipBytes(bytes))
     var produced = 0
-    #expect(throws: ZipError.self) { try archive.extract(archive.entries[0], from: ZipBytes(bytes)) { produced += $0.count } }
+    #expect(throws: ZipError.self) {
+        try archive.extract(archive.entries[0], from: ZipBytes(bytes)) { produced += $0.count }
+    }
     #expect(produced <= 1000)
     let e2 = refusal(bytes)
     #expect(e2?.member == "small.txt")
@@ -229,7 +263,9 @@ func unsafeNamesAreRefused(name: String, why: String) throws {
     let zeros = [UInt8](repeating: 0, count: 50_000_000)
     let bytes = try craft([CraftedEntry("bomb.bin", zeros)])
     let err = refusal(bytes)
-    if case .compressionRatio(let r, 200) = err?.kind { #expect(r > 200) } else {
+    if case .compressionRatio(let r, 200) = err?.kind {
+        #expect(r > 200)
+    } else {
         Issue.record("expected ratio refusal, got \(String(describing: err))")
     }
     #expect(err?.member == "bomb.bin")
@@ -302,7 +338,8 @@ func run(_ tool: String, _ args: [String]) -> (status: Int32, output: String) {
     let a = try ZipArchive(source: ZipBytes(bytes))
     #expect(a.entries.contains { $0.flags & 8 != 0 })
     #expect(try a.contents(of: a.entries[1], from: ZipBytes(bytes)) == Array((0..<25600).map { UInt8($0 % 256) }))
-    #expect(try a.contents(of: a.entries[0], from: ZipBytes(bytes)) == Array(String(repeating: "hello ", count: 1000).utf8))
+    #expect(
+        try a.contents(of: a.entries[0], from: ZipBytes(bytes)) == Array(String(repeating: "hello ", count: 1000).utf8))
 }
 
 @Test func symlinkMembersAreRefused() throws {

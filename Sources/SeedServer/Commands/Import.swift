@@ -21,7 +21,9 @@ func runImport(_ args: inout Arguments) async throws -> Int32 {
     say("  members: \(r.memberCount), content \(formatBytes(r.contentBytes))")
     say("  blobs: \(r.newBlobs) new (\(formatBytes(r.newBlobBytes)) written), \(r.sharedBlobs) already stored")
     say(String(format: "  time: %.2f s, %.1f MB/s of content", seconds, Double(r.contentBytes) / seconds / 1e6))
-    say("  current: \(notCurrent ? "unchanged" : "this version")\(r.manifestIsNew ? "" : " (manifest was already present)")")
+    say(
+        "  current: \(notCurrent ? "unchanged" : "this version")\(r.manifestIsNew ? "" : " (manifest was already present)")"
+    )
     if r.licenses.isEmpty {
         say("  licenses: none in the archive")
     } else {

@@ -11,7 +11,8 @@ func openStoreForCommand(_ args: inout Arguments) throws -> PackageStore {
     let path = configPath ?? (FileManager.default.fileExists(atPath: defaultConfig) ? defaultConfig : nil)
     guard let path else { return try PackageStore(root: cacheOverride ?? "cache") }
     let config = try MirrorConfig.load(path: path)
-    return try PackageStore(root: cacheOverride ?? config.store.root(paths: config.paths), options: config.store.options)
+    return try PackageStore(
+        root: cacheOverride ?? config.store.root(paths: config.paths), options: config.store.options)
 }
 
 func formatBytes(_ n: UInt64) -> String {
