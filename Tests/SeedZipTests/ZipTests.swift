@@ -356,3 +356,73 @@ func run(_ tool: String, _ args: [String]) -> (status: Int32, output: String) {
     #expect(e?.kind == .unsafePath("symbolic link"))
     #expect(e?.member == "etc-link")
 }
+
+/// Reads an archive file at offsets (the test's own byte source over a sparse file).
+struct FileSource: ZipByteSource {
+    let handle: FileHandle
+    let size: UInt64
+    func read(at offset: UInt64, count: Int) throws(ZipError) -> [UInt8] {
+        do {
+            try handle.seek(toOffset: offset)
+            let d = try handle.read(upToCount: count) ?? Data()
+            guard d.count == count else { throw ZipError(.truncated("short read")) }
+            return [UInt8](d)
+        } catch let e as ZipError { throw e } catch { throw ZipError(.io("\(error)")) }
+    }
+}
+
+@Test func zip64SizesAndOffsetsAboveFourGiB() throws {
+    // A 5 GiB stored member of zeros (a hole in a sparse file), then a small member whose local
+    // header lies beyond 4 GiB: ZIP64 extras for sizes (local and central) and for the offset.
+    let big: UInt64 = 5 << 30
+    var zeros = CRC32()
+    zeros.update([UInt8](repeating: 0, count: 1 << 20))
+    var crc = CRC32()
+    for _ in 0..<(big >> 20) { crc = crc.combined(with: zeros) }
+    let small = try planMember("after.txt", text(5000))
+    let members = [
+        (
+            ZipPlanMember(
+                name: "big.bin", method: 0, crc32: crc.value, compressedSize: big, uncompressedSize: big,
+                dosTime: 0, dosDate: 0x5821, externalAttributes: 0o100644 << 16), [UInt8]()
+        ),
+        small,
+    ]
+    let layout = try ZipPlanner.plan(members.map(\.0))
+    let path = NSTemporaryDirectory() + "seedzip-big-" + UUID().uuidString + ".zip"
+    FileManager.default.createFile(atPath: path, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let h = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+    var offset: UInt64 = 0
+    for s in layout.segments {
+        switch s {
+        case .bytes(let b):
+            try h.seek(toOffset: offset)
+            h.write(Data(b))
+        case .member(let i, _, let len):
+            if i == 1 {
+                try h.seek(toOffset: offset)
+                h.write(Data(small.1))
+            }
+        }
+        offset += s.length
+    }
+    try h.truncate(atOffset: layout.totalLength)
+    let archive = try ZipArchive(source: FileSource(handle: h, size: layout.totalLength))
+    #expect(archive.entries[0].uncompressedSize == big && archive.entries[0].compressedSize == big)
+    #expect(archive.entries[1].localHeaderOffset > 0xFFFF_FFFF)
+    #expect(
+        try archive.contents(of: archive.entries[1], from: FileSource(handle: h, size: layout.totalLength))
+            == text(5000))
+    try h.close()
+    let check = """
+        import sys, zipfile
+        z = zipfile.ZipFile(sys.argv[1])
+        a, b = z.infolist()
+        assert a.file_size == 5 << 30 and a.compress_size == 5 << 30, a
+        assert b.header_offset > 0xFFFFFFFF, b.header_offset
+        assert z.read('after.txt').startswith(b'rule 0-0')
+        """
+    let r = run("/usr/bin/env", ["python3", "-c", check, path])
+    #expect(r.status == 0, "\(r.output)")
+}
