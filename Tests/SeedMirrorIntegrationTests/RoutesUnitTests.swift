@@ -4,6 +4,7 @@ import SeedHTTP
 import SeedHTTPServer
 import SeedLicensing
 import SeedPosix
+import SeedStore
 import SeedTestSupport
 import Synchronization
 import Testing

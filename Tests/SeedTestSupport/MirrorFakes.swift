@@ -3,6 +3,7 @@ import SeedHTTP
 public import SeedHTTPServer
 public import SeedLicensing
 public import SeedServer
+public import SeedStore
 import Synchronization
 
 /// A deterministic fake license: `size` bytes that start with the host key, so tests can tell whose it is.
@@ -103,11 +104,14 @@ public final class FakeUpstream: MirrorUpstream {
     public let licenseRefusal: Int?
     public let sendContentLength: Bool
     public let canIssueLicenseOnly: Bool
+    /// Bodies are real ZIPs (program files plus `thor/HOST.lic`) instead of raw bytes, for the real store.
+    public let zipBodies: Bool
 
     public init(
         packageSize: Int = 64 * 1024, package: PackageBehaviour = .serve, licenseRefusal: Int? = nil,
-        holdBodies: Bool = false, sendContentLength: Bool = true, licenseOnly: Bool = true
+        holdBodies: Bool = false, sendContentLength: Bool = true, licenseOnly: Bool = true, zipBodies: Bool = false
     ) {
+        self.zipBodies = zipBodies
         canIssueLicenseOnly = licenseOnly
         var b = [UInt8](repeating: 0, count: packageSize)
         for i in 0..<packageSize { b[i] = UInt8(truncatingIfNeeded: i &* 7 &+ 3) }
@@ -144,7 +148,15 @@ public final class FakeUpstream: MirrorUpstream {
 
     /// The full body upstream sends for `host`: the package, then that host's license.
     public func body(for host: String) -> [UInt8] {
-        packageBytes + fakeLicense(hostKey: host.lowercased(), serial: 0)
+        let lic = fakeLicense(hostKey: host.lowercased(), serial: 0)
+        guard zipBodies else { return packageBytes + lic }
+        let half = packageBytes.count / 2
+        return testZip([
+            ("thor/thor64.exe", Array(packageBytes[..<half])),
+            ("thor/signatures/rules.yar", Array(repeating: UInt8(ascii: "a"), count: 4096)),
+            ("thor/config/thor.yml", Array(packageBytes[half...])),
+            ("thor/\(host.lowercased()).lic", lic),
+        ])
     }
 
     public func fetchPackage(_ fetch: PackageFetch) async throws(IssueError) -> any UpstreamBody {
@@ -251,4 +263,36 @@ public func resolve(_ result: HandlerResult) async -> Response {
     case .response(let r): return r
     case .deferred(let work): return await work()
     }
+}
+
+/// A minimal stored-members ZIP (what the fake upstream sends when `zipBodies` is on).
+public func testZip(_ members: [(name: String, bytes: [UInt8])]) -> [UInt8] {
+    var out: [UInt8] = []
+    var central: [UInt8] = []
+    func le16(_ v: Int, _ a: inout [UInt8]) { a += [UInt8(v & 0xff), UInt8((v >> 8) & 0xff)] }
+    func le32(_ v: UInt32, _ a: inout [UInt8]) { for i in 0..<4 { a.append(UInt8((v >> (8 * UInt32(i))) & 0xff)) } }
+    for m in members {
+        let name = Array(m.name.utf8)
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in m.bytes {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        }
+        let crc = c ^ 0xFFFF_FFFF
+        let offset = UInt32(out.count)
+        le32(0x0403_4b50, &out); le16(20, &out); le16(0, &out); le16(0, &out); le16(0, &out); le16(0x21, &out)
+        le32(crc, &out); le32(UInt32(m.bytes.count), &out); le32(UInt32(m.bytes.count), &out)
+        le16(name.count, &out); le16(0, &out)
+        out += name + m.bytes
+        le32(0x0201_4b50, &central); le16(20, &central); le16(20, &central); le16(0, &central); le16(0, &central)
+        le16(0, &central); le16(0x21, &central); le32(crc, &central); le32(UInt32(m.bytes.count), &central)
+        le32(UInt32(m.bytes.count), &central); le16(name.count, &central); le16(0, &central); le16(0, &central)
+        le16(0, &central); le16(0, &central); le32(0, &central); le32(offset, &central)
+        central += name
+    }
+    let cdOffset = UInt32(out.count)
+    out += central
+    le32(0x0605_4b50, &out); le16(0, &out); le16(0, &out); le16(members.count, &out); le16(members.count, &out)
+    le32(UInt32(central.count), &out); le32(cdOffset, &out); le16(0, &out)
+    return out
 }

@@ -3,6 +3,7 @@ public import SeedCore
 import SeedHTTPServer
 import SeedLicensing
 import SeedPosix
+import SeedStore
 import Synchronization
 
 /// Why a package answer could not be made; `status` and `reason` are what the seed sees.

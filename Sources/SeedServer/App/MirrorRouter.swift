@@ -2,6 +2,7 @@ public import SeedCore
 public import SeedHTTP
 public import SeedHTTPServer
 public import SeedLicensing
+import SeedStore
 
 /// A router consulted before the seed routes (the admin API, `/metrics`, the dashboard). It answers nil
 /// for paths it does not own.

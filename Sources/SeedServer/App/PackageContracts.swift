@@ -1,22 +1,13 @@
 import Foundation
 public import SeedHTTPServer
 public import SeedLicensing
+public import SeedStore
 
-/// Which package a seed gets: THOR 10, full variant, for one OS and architecture.
-public struct PackageKey: Sendable, Hashable, CustomStringConvertible {
-    public var product: String
-    public var os: String
-    public var arch: String
-    public var variant: String
-
-    public init(product: String = "thor10", os: String, arch: String, variant: String = "full") {
-        self.product = product
-        self.os = os
-        self.arch = arch
-        self.variant = variant
+extension PackageKey {
+    /// THOR 10, full variant, for one OS and architecture: what every seed route asks for.
+    public init(os: String, arch: String) {
+        self.init(product: "thor10", os: os, arch: arch, variant: "full")
     }
-
-    public var description: String { "\(product)/\(os)/\(arch)/\(variant)" }
 }
 
 /// The current cached version of a package: an opaque id and when it was last fetched from upstream.
