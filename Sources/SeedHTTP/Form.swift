@@ -80,23 +80,29 @@ private func decodePercent(_ s: Substring, plusAsSpace: Bool) -> Result<String, 
 
 /// The request target with the value of every `token` query parameter (name compared case-insensitively,
 /// after percent-decoding) replaced by `REDACTED`, for logs. Everything else is kept byte for byte.
+///
+/// Works on UTF-8 bytes, as the form decoder does: a combining or prepended character next to `&` must
+/// not hide a pair from redaction that the decoder would see.
 public func redactTokens(inTarget target: String) -> String {
-    guard let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target }
-    let query = target[target.utf8.index(after: q)...]
+    let bytes = Array(target.utf8)
+    guard let q = bytes.firstIndex(of: UInt8(ascii: "?")) else { return target }
+    var out = Array(bytes[...q])
     var changed = false
-    var parts: [Substring] = []
-    for pair in query.split(separator: "&", omittingEmptySubsequences: false) {
-        if let eq = pair.utf8.firstIndex(of: UInt8(ascii: "=")) {
-            let name = pair[..<eq]
-            let decoded = percentDecode(name, plusAsSpace: true) ?? String(name)
-            if decoded.lowercased() == "token" {
-                parts.append(pair[...eq] + "REDACTED")
+    var first = true
+    for pair in bytes[(q + 1)...].split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: false) {
+        if !first { out.append(UInt8(ascii: "&")) }
+        first = false
+        if let eq = pair.firstIndex(of: UInt8(ascii: "=")) {
+            let rawName = String(decoding: pair[..<eq], as: UTF8.self)
+            let name = percentDecode(rawName[...], plusAsSpace: true) ?? rawName
+            if name.lowercased() == "token" {
+                out.append(contentsOf: pair[...eq])
+                out.append(contentsOf: "REDACTED".utf8)
                 changed = true
                 continue
             }
         }
-        parts.append(pair)
+        out.append(contentsOf: pair)
     }
-    guard changed else { return target }
-    return String(target[...q]) + parts.joined(separator: "&")
+    return changed ? String(decoding: out, as: UTF8.self) : target
 }

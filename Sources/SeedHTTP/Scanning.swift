@@ -149,14 +149,19 @@ func parseContentLength(_ buf: UnsafeRawBufferPointer, _ range: Range<Int>, cap:
     return min(n, cap + 1)
 }
 
-/// Comma-separated tokens of a list header (Connection, Transfer-Encoding), trimmed and lower-cased.
-func listTokens(_ value: String) -> [Substring] {
-    value.lowercased().split(separator: ",").map { s in
-        var t = s[...]
-        while let f = t.first, f == " " || f == "\t" { t = t.dropFirst() }
-        while let l = t.last, l == " " || l == "\t" { t = t.dropLast() }
-        return t
-    }.filter { !$0.isEmpty }
+/// Comma-separated tokens of a list header (Connection, Transfer-Encoding, Expect), trimmed and ASCII
+/// lower-cased. Split on bytes: a combining character after a comma must not glue two tokens together.
+func listTokens(_ value: String) -> [String] {
+    var tokens: [String] = []
+    for item in value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
+        var t = item[...]
+        while let f = t.first, f == 0x20 || f == 0x09 { t = t.dropFirst() }
+        while let l = t.last, l == 0x20 || l == 0x09 { t = t.dropLast() }
+        if t.isEmpty { continue }
+        let lower = t.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0 }
+        tokens.append(String(decoding: lower, as: UTF8.self))
+    }
+    return tokens
 }
 
 /// Decodes a chunked body (RFC 9112 §7.1) from bytes that arrive piecemeal; extensions and trailers are dropped.

@@ -106,3 +106,10 @@ func malformedOrMultipleRangesServeFull(_ header: String) {
     #expect(!ifRangeMatches("Thu, 03 Dec 2026 10:00:00 GMT", etag: "\"abc\""))
     #expect(!ifRangeMatches("abc", etag: "abc"), "an unquoted value is no entity tag")
 }
+
+@Test func redactionSplitsOnBytesNotCharacters() {
+    // U+0600 is a prepended mark: as Characters, "\u{600}&" is one cluster, which once hid the next pair.
+    #expect(redactTokens(inTarget: "/x?a=\u{600}&token=secret") == "/x?a=\u{600}&token=REDACTED")
+    #expect(redactTokens(inTarget: "/x\u{301}?token=s\u{301}") == "/x\u{301}?token=REDACTED")
+    #expect(redactTokens(inTarget: "/x?\u{301}token=s") == "/x?\u{301}token=s", "a different name")
+}

@@ -412,3 +412,14 @@ func malformedRequestsGet400(_ text: String, _ what: String) {
     }
     #expect(count == 10000)
 }
+
+@Test func listHeadersSplitOnBytes() {
+    // "\u{600}," is a single Character; the comma must still separate the tokens.
+    var p = RequestParser()
+    p.append(Array("GET / HTTP/1.1\r\nHost: h\r\nConnection: x\u{600},close\r\n\r\n".utf8))
+    guard case .request(let r) = p.next() else {
+        Issue.record("no request")
+        return
+    }
+    #expect(!r.keepAlive)
+}
