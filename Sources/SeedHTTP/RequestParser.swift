@@ -85,7 +85,8 @@ public struct RequestParser {
                     return .request(request)
                 case .length(let n):
                     pending = request
-                    body.reserveCapacity(n)
+                    // A client can announce a large body and send nothing: grow with the bytes that arrive.
+                    body.reserveCapacity(min(n, 64 * 1024))
                     state = .fixedBody(remaining: n)
                 case .chunked:
                     pending = request

@@ -126,7 +126,9 @@ public struct ResponseParser {
                 buffer.consume(consumed)
                 switch output {
                 case .needMore:
-                    if eof { throw HTTPParseError(.malformed, "connection closed before the chunked body was complete") }
+                    if eof {
+                        throw HTTPParseError(.malformed, "connection closed before the chunked body was complete")
+                    }
                     state = .chunkedBody(decoder)
                     return nil
                 case .data:
@@ -244,7 +246,8 @@ public struct ResponseParser {
         if !expectBody || status == 204 || status == 304 {
             state = .noBody
         } else if chunked {
-            state = .chunkedBody(ChunkedDecoder(maxBodyBytes: Int.max, maxTrailerBytes: 64 * 1024, maxTrailerCount: 100))
+            state = .chunkedBody(
+                ChunkedDecoder(maxBodyBytes: Int.max, maxTrailerBytes: 64 * 1024, maxTrailerCount: 100))
         } else if let n = contentLength {
             state = n == 0 ? .noBody : .fixedBody(remaining: n)
         } else {

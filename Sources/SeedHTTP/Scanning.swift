@@ -29,7 +29,9 @@
 }
 
 /// ASCII case-insensitive comparison of `buf[range]` with a lower-case literal.
-@inline(__always) func equalsLowercase(_ buf: UnsafeRawBufferPointer, _ range: Range<Int>, _ lower: StaticString) -> Bool {
+@inline(__always) func equalsLowercase(_ buf: UnsafeRawBufferPointer, _ range: Range<Int>, _ lower: StaticString)
+    -> Bool
+{
     guard range.count == lower.utf8CodeUnitCount else { return false }
     let l = lower.utf8Start
     var i = 0
@@ -132,7 +134,7 @@ func parseFieldLine(_ buf: UnsafeRawBufferPointer, _ line: Range<Int>) throws(HT
     return (name, vs..<ve)
 }
 
-/// Parses a Content-Length value: digits only, no list. Values above `cap` are reported as `cap + 1`.
+/// Parses a Content-Length value: digits only, no list. Values above `cap` come back as `cap + 1` (saturating).
 func parseContentLength(_ buf: UnsafeRawBufferPointer, _ range: Range<Int>, cap: Int) throws(HTTPParseError) -> Int {
     if range.isEmpty { throw HTTPParseError(.malformed, "empty Content-Length") }
     var n = 0
@@ -144,9 +146,13 @@ func parseContentLength(_ buf: UnsafeRawBufferPointer, _ range: Range<Int>, cap:
         guard b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") else {
             throw HTTPParseError(.malformed, "Content-Length is not a non-negative decimal number")
         }
-        if n <= cap { n = n * 10 + Int(b &- UInt8(ascii: "0")) }
+        if n <= cap {
+            let (m, o1) = n.multipliedReportingOverflow(by: 10)
+            let (r, o2) = m.addingReportingOverflow(Int(b &- UInt8(ascii: "0")))
+            n = o1 || o2 ? Int.max : r
+        }
     }
-    return min(n, cap + 1)
+    return n > cap ? (cap == Int.max ? cap : cap + 1) : n
 }
 
 /// Comma-separated tokens of a list header (Connection, Transfer-Encoding, Expect), trimmed and ASCII
@@ -217,7 +223,9 @@ struct ChunkedDecoder {
                 pos += 2
                 state = .size
             case .size:
-                guard let lineEnd = try findLine(buf, from: pos, limit: Self.maxSizeLineBytes, inTrailers: false) else { return (pos, .needMore) }
+                guard let lineEnd = try findLine(buf, from: pos, limit: Self.maxSizeLineBytes, inTrailers: false) else {
+                    return (pos, .needMore)
+                }
                 let size = try parseSizeLine(buf, pos..<lineEnd)
                 pos = lineEnd + 2
                 if size == 0 {
@@ -231,7 +239,9 @@ struct ChunkedDecoder {
                 }
             case .trailers:
                 let budget = maxTrailerBytes - trailerBytes
-                guard let lineEnd = try findLine(buf, from: pos, limit: budget, inTrailers: true) else { return (pos, .needMore) }
+                guard let lineEnd = try findLine(buf, from: pos, limit: budget, inTrailers: true) else {
+                    return (pos, .needMore)
+                }
                 trailerBytes += lineEnd + 2 - pos
                 if lineEnd == pos {
                     state = .done

@@ -6,11 +6,15 @@ private func pairs(_ s: String) throws(HTTPParseError) -> [String] {
 }
 
 @Test func formDecodingKnownAnswers() throws {
-    #expect(try pairs("hostnames=WS01&hostnames=WS02&type=server") == ["hostnames=WS01", "hostnames=WS02", "type=server"])
+    #expect(
+        try pairs("hostnames=WS01&hostnames=WS02&type=server") == ["hostnames=WS01", "hostnames=WS02", "type=server"])
     #expect(try pairs("a=1+2&b=%41%42%2b&c") == ["a=1 2", "b=AB+", "c="])
     #expect(try pairs("&&x=&=y&") == ["x=", "=y"])
     #expect(try pairs("n=J%C3%BCrgen&e=a%3Db%26c") == ["n=Jürgen", "e=a=b&c"])
-    #expect(try pairs("scanner=thor10%40latest&iocs=%5B%22default%22%5D") == ["scanner=thor10@latest", "iocs=[\"default\"]"])
+    #expect(
+        try pairs("scanner=thor10%40latest&iocs=%5B%22default%22%5D") == [
+            "scanner=thor10@latest", "iocs=[\"default\"]",
+        ])
     #expect(try pairs("") == [])
     #expect(try pairs("k=a=b") == ["k=a=b"])
 }

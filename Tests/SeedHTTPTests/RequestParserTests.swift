@@ -49,7 +49,8 @@ private func feedSplit(_ input: [UInt8], at k: Int, limits: HTTPLimits = HTTPLim
 
 /// Checks that every way of feeding `text` gives `expected`.
 private func expectAllFeeds(
-    _ text: String, _ expected: [String], limits: HTTPLimits = HTTPLimits(), sourceLocation: SourceLocation = #_sourceLocation
+    _ text: String, _ expected: [String], limits: HTTPLimits = HTTPLimits(),
+    sourceLocation: SourceLocation = #_sourceLocation
 ) {
     let input = Array(text.utf8)
     #expect(feedWhole(input, limits: limits) == expected, "whole", sourceLocation: sourceLocation)
@@ -210,8 +211,11 @@ private func firstError(_ text: String, limits: HTTPLimits = HTTPLimits()) -> HT
 @Test func tooManyHeaderFields() {
     var limits = HTTPLimits()
     limits.maxHeaderCount = 3
-    expectAllFeeds("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n", ["GET / 1.1 ka=true [Host=h;A=1;B=2] body="], limits: limits)
-    expectAllFeeds("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", ["error 431 tooManyHeaders"], limits: limits)
+    expectAllFeeds(
+        "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n", ["GET / 1.1 ka=true [Host=h;A=1;B=2] body="],
+        limits: limits)
+    expectAllFeeds(
+        "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", ["error 431 tooManyHeaders"], limits: limits)
 }
 
 @Test func bodyTooLargeFromContentLengthBeforeReadingIt() {
@@ -422,4 +426,15 @@ func malformedRequestsGet400(_ text: String, _ what: String) {
         return
     }
     #expect(!r.keepAlive)
+}
+
+@Test func hugeLimitsDoNotOverflow() {
+    var limits = HTTPLimits()
+    limits.maxBodyBytes = Int.max
+    #expect(
+        firstError("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 999999999999999999999999\r\n\r\n", limits: limits)
+            == nil)
+    var p = RequestParser(limits: limits)
+    p.append(Array("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n7FFFFFFFFFFFFFFF\r\nab".utf8))
+    #expect(p.next() == nil, "waits for the (absurd) chunk instead of trapping")
 }

@@ -16,7 +16,8 @@ import Testing
 @Test func headerValuesWithLineBreaksNeverReachTheWire() {
     var out: [UInt8] = []
     let evil = "attachment; filename=\"a.lic\"\r\nSet-Cookie: x=1\r\n\r\n<html>"
-    encodeResponseHead(status: 200, headers: HTTPHeaders([("Content-Disposition", evil), ("X", "a\nb\rc\u{0}d")]), into: &out)
+    encodeResponseHead(
+        status: 200, headers: HTTPHeaders([("Content-Disposition", evil), ("X", "a\nb\rc\u{0}d")]), into: &out)
     let text = String(decoding: out, as: UTF8.self)
     #expect(
         text

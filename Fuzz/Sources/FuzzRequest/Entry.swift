@@ -43,7 +43,8 @@ private func run(_ pieces: [[UInt8]], _ limits: HTTPLimits) -> [String] {
                 precondition(limits.methods.contains(r.method), "method outside the list")
                 for (name, value) in r.headers {
                     precondition(!name.isEmpty && !name.contains(":"), "bad header name")
-                    precondition(!value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }), "CR/LF/NUL in value")
+                    precondition(
+                        !value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }), "CR/LF/NUL in value")
                 }
                 events.append("\(r.method) \(r.target) \(r.versionMinor) \(r.keepAlive) \(r.headers.count) \(r.body)")
             case .error(let e):
