@@ -153,6 +153,8 @@ public struct RequestParser {
             && buffer.withReadable({ $0[0] == 0x0D && $0[1] == 0x0A })
         {
             buffer.consume(2)
+            // The scanner's offsets are relative to the old start.
+            scanner.reset()
         }
     }
 

@@ -438,3 +438,10 @@ func malformedRequestsGet400(_ text: String, _ what: String) {
     p.append(Array("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n7FFFFFFFFFFFFFFF\r\nab".utf8))
     #expect(p.next() == nil, "waits for the (absurd) chunk instead of trapping")
 }
+
+@Test func leadingEmptyLineThenBareLFIsRefusedInEveryFeed() {
+    // Found by the fuzzer: skipping the empty line after a partial scan left stale scanner offsets.
+    expectAllFeeds("\r\n\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", ["error 400 malformed"])
+    expectAllFeeds("\r\n\nno", ["error 400 malformed"])
+    expectAllFeeds("\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", ["GET / 1.1 ka=true [Host=h] body="])
+}
