@@ -143,6 +143,16 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         }
     }
 
+    /// Test seam: pretend a newer SeedMirror wrote this file.
+    public func executeForTestsSetVersion(_ version: Int) throws(LedgerError) {
+        try locked { () throws(LedgerError) in try db.execute("UPDATE schema_version SET version = \(version)") }
+    }
+
+    /// Test seam: make this file look like some other application's SQLite database.
+    public func executeForTestsDropSchemaVersion() throws(LedgerError) {
+        try locked { () throws(LedgerError) in try db.execute("DROP TABLE schema_version") }
+    }
+
     // MARK: - Meta
 
     public func writeMeta(_ key: String, _ value: String) throws(LedgerError) {

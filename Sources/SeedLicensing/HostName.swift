@@ -52,9 +52,8 @@ public enum HostName {
                 }
                 if !(b >= 0x30 && b <= 0x39) { allNumeric = false }
             }
-            if label.first == 0x2D || label.last == 0x2D {
-                return .failure(HostNameError("host name label starts or ends with '-'"))
-            }
+            // A trailing '-' is allowed: the NetBIOS 15-character cut of `finance-laptop-07` ends in one.
+            if label.first == 0x2D { return .failure(HostNameError("host name label starts with '-'")) }
         }
         if allNumeric { return .failure(HostNameError("host name is a number or an address, not a host name")) }
         let first = labels[0].map { b in (b >= 0x41 && b <= 0x5A) ? b + 0x20 : b }

@@ -309,9 +309,11 @@ public actor LicenseDesk: LicenseDeciding {
         let used = counters.perAccount[account] ?? 0
         let configured = configuration.quotas.accountTotals[account]
         let learned = counters.learnedTotals[account]
-        let total: Int? = [configured, learned].compactMap { $0 }.min()
+        // The total learned from a 409 is shown, not enforced: asking again after the 409 memory is how a
+        // raised contract is noticed. Only a configured total refuses locally.
+        let total = configured
         ev.quotaUsed = used
-        ev.quotaTotal = total
+        ev.quotaTotal = configured ?? learned
         if let until = upstream409[account], now < until {
             return refuse(
                 &ev, .quotaExhausted, 409,
@@ -502,6 +504,9 @@ public actor LicenseDesk: LicenseDeciding {
         if blocked[r.key]?.intent == id { blocked[r.key] = nil }
         return r
     }
+
+    /// Requests currently waiting behind an in-flight issuance of `key` (status pages, tests).
+    public func waiting(for key: LicenseKey) -> Int { inflight.waiterCount(key) }
 
     /// For tests and status pages: keys currently blocked by an unknown outcome.
     public var blockedKeys: [LicenseKey] { Array(blocked.keys) }

@@ -227,15 +227,21 @@ public struct PolicyConfiguration: Sendable, Equatable {
     }
 
     /// Parses an inventory file: one name per line, or CSV whose first column is the name. Blank lines,
-    /// `#` comments and a header whose first cell is not a valid name are skipped; names are normalized.
+    /// `#` comments and a CSV header row (first cell `hostname`, `host`, `name`, `computername`) are
+    /// skipped; names are normalized, and cells that are not host names come back in `rejected`.
     public static func parseInventory(_ text: String) -> (hosts: Set<String>, rejected: [String]) {
         var hosts: Set<String> = []
         var rejected: [String] = []
+        var first = true
         for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             var cell = String(trimmed.split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false)[0])
             cell = cell.trimmingCharacters(in: CharacterSet(charactersIn: "\" \t;"))
+            defer { first = false }
+            if first && trimmed.contains(",") && ["hostname", "host", "name", "computername"].contains(cell.lowercased()) {
+                continue
+            }
             switch HostName.normalize(cell) {
             case .success(let k): hosts.insert(k)
             case .failure: rejected.append(cell)
