@@ -101,6 +101,7 @@ public actor LicenseDesk: LicenseDeciding {
         ev.arch = request.arch
         ev.comment = request.comment
         ev.route = request.route
+        ev.account = request.account
 
         var hostKey: String
         switch HostName.normalize(request.hostAsked) {

@@ -1,1 +1,205 @@
-func runLicenses(_ args: inout Arguments) async throws -> Int32 { notYetAvailable("licenses") }
+import Foundation
+import SeedLedger
+import SeedLicensing
+
+/// `seed-mirror licenses list|show HOST|revoke HOST|resolve INTENT|import FILE|DIR [--type] [--expires]|pending [--export FILE]`
+///
+/// Works on the ledger file (`--ledger PATH`, or `--cache DIR` for DIR/ledger.sqlite; default `cache/`).
+/// `list`, `show` and `pending` open it read-only, so they work beside a running server; the others
+/// need the server stopped (the ledger is locked by its owner).
+func runLicenses(_ args: inout Arguments) async throws -> Int32 {
+    // Options first: a positional scan would otherwise take an option's value.
+    let ledgerOption = try args.option("--ledger")
+    let cacheOption = try args.option("--cache")
+    let ledgerPath = ledgerOption ?? LicensingSection.ledgerPath(cacheDir: cacheOption ?? "cache")
+    let note = try args.option("--note")
+    let typeOption = try args.option("--type")
+    let expiresOption = try args.option("--expires")
+    let lifetimeOption = try args.option("--lifetime-hours")
+    let export = try args.option("--export")
+    guard let sub = args.positional() else { throw ConfigError(licensesUsage) }
+    let sink = PrintingDecisionSink()
+    let now = Date()
+    switch sub {
+    case "list":
+        try args.finish()
+        let ledger = try Ledger.open(path: ledgerPath, readOnly: true)
+        let licenses = try ledger.licenses(hostKey: nil)
+        say("HOST                 TYPE         ACCOUNT      SOURCE    ISSUED                EXPIRES               STATE    PORTAL-HMAC")
+        for l in licenses {
+            say(
+                [
+                    pad(l.key.hostKey, 20), pad(l.key.type.rawValue, 12), pad(l.key.account, 12), pad(l.source.rawValue, 9),
+                    pad(iso(l.issuedAt), 21), pad(iso(l.expiresAt), 21), pad(state(l, now), 8), l.portalHMAC,
+                ].joined(separator: " "))
+        }
+        let pool = try ledger.poolLicenses()
+        if !pool.isEmpty {
+            say("\noffline pool:")
+            for p in pool {
+                say("  \(pad(p.hostKey, 20)) \(pad(p.type.rawValue, 12)) from \(p.sourceName), expires \(iso(p.expiresAt))")
+            }
+        }
+        let unknown = try ledger.intents(in: [.unknown, .pending])
+        if !unknown.isEmpty {
+            say("\nissuing calls with an unknown outcome (resolve with `seed-mirror licenses resolve ID`):")
+            for i in unknown { say("  intent \(i.id): \(i.key) started \(iso(i.startedAt)) \(i.detail ?? "")") }
+        }
+        return 0
+    case "show":
+        guard let host = args.positional() else { throw ConfigError("licenses show needs a HOST") }
+        try args.finish()
+        let key = try hostKey(host)
+        let ledger = try Ledger.open(path: ledgerPath, readOnly: true)
+        say("host \(key)  portal HMAC \(PortalHMAC.hash(shortHost: key))")
+        if let h = try ledger.hosts().first(where: { $0.key == key }) {
+            say("  first seen \(iso(h.firstSeen)) from \(h.firstAddress ?? "-"), last seen \(iso(h.lastSeen)) from \(h.lastAddress ?? "-")")
+            if !h.aliases.isEmpty { say("  also asked as: \(h.aliases.joined(separator: ", "))") }
+        }
+        let licenses = try ledger.licenses(hostKey: key)
+        if licenses.isEmpty { say("  no licenses") }
+        for l in licenses {
+            say(
+                "  license \(l.id): \(l.key.type.rawValue) account \(l.key.account) \(l.source.rawValue) \(l.bytes.count) bytes, issued \(iso(l.issuedAt)) to \(l.clientAddress ?? "-"), expires \(iso(l.expiresAt)), \(state(l, now)), ref \(l.reference)"
+            )
+        }
+        for i in try ledger.intents(in: Set(IntentState.allCases)) where i.key.hostKey == key {
+            say("  intent \(i.id): \(i.key.type.rawValue) \(i.state.rawValue) started \(iso(i.startedAt)) \(i.detail ?? "")")
+        }
+        return 0
+    case "revoke":
+        guard let host = args.positional() else { throw ConfigError("licenses revoke needs a HOST") }
+        try args.finish()
+        let ledger = try Ledger.open(path: ledgerPath)
+        let n = try LicenseOperations.revoke(host: host, ledger: ledger, sink: sink, now: now, operatorName: operatorName())
+        say("revoked \(n) license(s) of \(try hostKey(host)); its next request issues a new one")
+        return n > 0 ? 0 : 1
+    case "resolve":
+        guard let text = args.positional(), let id = Int64(text) else { throw ConfigError("licenses resolve needs an intent number") }
+        try args.finish()
+        let ledger = try Ledger.open(path: ledgerPath)
+        let r = try LicenseOperations.resolve(intent: id, note: note ?? "resolved by operator", ledger: ledger, sink: sink, now: now, operatorName: operatorName())
+        say("intent \(id) for \(r.key) resolved; the next request for it may issue")
+        return 0
+    case "import":
+        guard let source = args.positional() else { throw ConfigError("licenses import needs a FILE or DIR") }
+        let typeWord = typeOption ?? "workstation"
+        guard let type = LicenseType(word: typeWord) else {
+            throw ConfigError("--type \(typeWord): expected server or workstation")
+        }
+        let expires = try expiresOption.map { text throws(ConfigError) in
+            guard let d = parseDate(text) else { throw ConfigError("--expires \(text): expected YYYY-MM-DD or an ISO 8601 time") }
+            return d
+        }
+        guard let lifetimeHours = Int(lifetimeOption ?? "48"), lifetimeHours > 0 else {
+            throw ConfigError("--lifetime-hours: expected a positive number of hours")
+        }
+        try args.finish()
+        let files = try readPoolFiles(source)
+        let parent = (ledgerPath as NSString).deletingLastPathComponent
+        if !parent.isEmpty { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+        let ledger = try Ledger.open(path: ledgerPath)
+        let report = try LicenseOperations.importPool(
+            files, type: type, expiresAt: expires, lifetimeSeconds: Double(lifetimeHours) * 3600, minimumBytes: 800,
+            ledger: ledger, sink: sink, now: now, operatorName: operatorName())
+        say("imported \(report.imported.count) \(type.rawValue) license(s) into the offline pool")
+        for (name, why) in report.skipped { say("  skipped \(name): \(why)") }
+        return report.imported.isEmpty && !files.isEmpty ? 1 : 0
+    case "pending":
+        try args.finish()
+        let ledger = try Ledger.open(path: ledgerPath, readOnly: true)
+        let pending = try ledger.pendingHosts()
+        if let export {
+            // One name per line: the vendor's bulk license helper reads hostnames.txt this way.
+            let names = Array(Set(pending.map(\.hostKey))).sorted()
+            let text = names.map { $0 + "\n" }.joined()
+            do { try Data(text.utf8).write(to: URL(fileURLWithPath: export), options: .atomic) } catch {
+                throw ConfigError("cannot write \(export): \(error.localizedDescription)")
+            }
+            say("wrote \(names.count) host name(s) to \(export)")
+        } else {
+            for p in pending {
+                say("\(pad(p.hostKey, 20)) \(pad(p.type.rawValue, 12)) asked \(p.count)x, first \(iso(p.firstAsked)), last \(iso(p.lastAsked))")
+            }
+        }
+        return 0
+    default:
+        throw ConfigError("unknown licenses subcommand \(sub)\n\(licensesUsage)")
+    }
+}
+
+let licensesUsage = """
+    usage: seed-mirror licenses [--ledger PATH | --cache DIR] SUBCOMMAND
+      list                         every license, and issuing calls with an unknown outcome
+      show HOST                    one host: aliases, addresses, licenses, intents
+      revoke HOST                  forget the host's licenses; its next request issues anew
+      resolve INTENT [--note TEXT] settle an issuing call with an unknown outcome
+      import FILE|DIR [--type server|workstation] [--expires DATE] [--lifetime-hours N]
+                                   add HOSTNAME.lic files to the offline pool
+      pending [--export FILE]      hosts asked for offline without a pooled license
+    """
+
+/// Prints each operator event on standard output until the audit log is wired in.
+struct PrintingDecisionSink: DecisionSink {
+    func record(_ event: DecisionEvent) {
+        say("event \(event.kind.rawValue): \(event.reason ?? "")")
+    }
+}
+
+private func hostKey(_ host: String) throws(ConfigError) -> String {
+    switch HostName.normalize(host) {
+    case .success(let k): return k
+    case .failure(let e): throw ConfigError("\(host.debugDescription): \(e.reason)")
+    }
+}
+
+private func operatorName() -> String? { ProcessInfo.processInfo.environment["USER"].map { "operator:" + $0 } }
+
+private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+
+private func iso(_ d: Date) -> String {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime]
+    return f.string(from: d)
+}
+
+private func state(_ l: LicenseRecord, _ now: Date) -> String {
+    if l.revokedAt != nil { return "revoked" }
+    return l.expiresAt > now ? "active" : "expired"
+}
+
+private func parseDate(_ s: String) -> Date? {
+    let f = ISO8601DateFormatter()
+    if let d = f.date(from: s) { return d }
+    f.formatOptions = [.withFullDate]
+    return f.date(from: s)
+}
+
+/// Reads `HOSTNAME.lic` files from a file or a directory tree (each at most 1 MiB).
+private func readPoolFiles(_ source: String) throws(ConfigError) -> [LicenseOperations.PoolFile] {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir) else {
+        throw ConfigError("\(source): no such file or directory")
+    }
+    if !isDir.boolValue && source.lowercased().hasSuffix(".zip") {
+        throw ConfigError("\(source): importing a ZIP needs SeedZip's reader, not in this build; unzip it and import the folder")
+    }
+    var paths: [String] = []
+    if isDir.boolValue {
+        let e = FileManager.default.enumerator(atPath: source)
+        while let rel = e?.nextObject() as? String, paths.count < 1_000_000 {
+            if rel.lowercased().hasSuffix(".lic") { paths.append((source as NSString).appendingPathComponent(rel)) }
+        }
+        paths.sort()
+    } else {
+        paths = [source]
+    }
+    var files: [LicenseOperations.PoolFile] = []
+    for p in paths {
+        let size = (try? FileManager.default.attributesOfItem(atPath: p)[.size] as? Int) ?? 0
+        guard size <= 1 << 20 else { throw ConfigError("\(p): \(size) bytes is too large for a license file") }
+        guard let data = FileManager.default.contents(atPath: p) else { throw ConfigError("\(p): cannot be read") }
+        files.append(.init(name: (p as NSString).lastPathComponent, bytes: Array(data)))
+    }
+    return files
+}
