@@ -123,6 +123,10 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
             }
         }
         return 0
+    case "bench":
+        try args.finish()
+        try await benchmarkDesk()
+        return 0
     default:
         throw ConfigError("unknown licenses subcommand \(sub)\n\(licensesUsage)")
     }
@@ -137,6 +141,7 @@ let licensesUsage = """
       import FILE|DIR [--type server|workstation] [--expires DATE] [--lifetime-hours N]
                                    add HOSTNAME.lic files to the offline pool
       pending [--export FILE]      hosts asked for offline without a pooled license
+      bench                        measure dedup-hit decisions per second (scratch ledger in /tmp)
     """
 
 /// Prints each operator event on standard output until the audit log is wired in.
@@ -202,4 +207,62 @@ private func readPoolFiles(_ source: String) throws(ConfigError) -> [LicenseOper
         files.append(.init(name: (p as NSString).lastPathComponent, bytes: Array(data)))
     }
     return files
+}
+
+/// Counts events the way a real sink would receive them, without I/O.
+private final class CountingSink: DecisionSink, @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func record(_ event: DecisionEvent) { lock.withLock { n += 1 } }
+    var count: Int { lock.withLock { n } }
+}
+
+private struct BenchIssuer: LicenseIssuer {
+    func issue(_ request: LicenseRequest, hostKey: String) async throws(IssueError) -> IssuedLicense {
+        IssuedLicense(bytes: Array("bench license for \(hostKey)".utf8) + [UInt8](repeating: 0x42, count: 1200), source: .upstream)
+    }
+}
+
+/// Dedup hits (known hosts, mixed spellings) against a real SQLite ledger with default policy and limits
+/// (the per-host request limit off, since one host is asked thousands of times a second here).
+private func benchmarkDesk() async throws {
+    let dir = NSTemporaryDirectory() + "seedmirror-bench-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let ledger = try Ledger.open(path: dir + "/ledger.sqlite")
+    var config = DeskConfiguration()
+    config.rateLimits = .unlimited
+    config.policy.binding = .init()
+    let sink = CountingSink()
+    let desk = try LicenseDesk(configuration: config, ledger: ledger, clock: SystemDeskClock(), sink: sink)
+    let hosts = 1000
+    let issuer = BenchIssuer()
+    let warm = Date()
+    for i in 0..<hosts {
+        _ = await desk.decide(benchRequest(i, 0), issuer: issuer)
+    }
+    let issueSeconds = Date().timeIntervalSince(warm)
+    say("issued \(hosts) licenses (intent + outcome, synchronous=FULL) in \(String(format: "%.2f", issueSeconds)) s: \(Int(Double(hosts) / issueSeconds))/s")
+    for tasks in [1, 8] {
+        let perTask = 200_000 / tasks
+        let start = Date()
+        await withTaskGroup(of: Void.self) { group in
+            for t in 0..<tasks {
+                group.addTask {
+                    for i in 0..<perTask { _ = await desk.decide(benchRequest(i &* 7 &+ t, i), issuer: issuer) }
+                }
+            }
+        }
+        let s = Date().timeIntervalSince(start)
+        say("dedup hits, \(tasks) task(s): \(perTask * tasks) decisions in \(String(format: "%.2f", s)) s: \(Int(Double(perTask * tasks) / s)) decisions/s")
+    }
+    say("events recorded: \(sink.count)")
+}
+
+private func benchRequest(_ i: Int, _ variant: Int) -> LicenseRequest {
+    let host = "BENCH-HOST-\(i % 1000)" + (variant % 3 == 1 ? ".corp.example" : "")
+    return LicenseRequest(
+        account: "default", hostAsked: variant % 2 == 0 ? host : host.lowercased(), type: .workstation, os: "windows",
+        arch: "amd64", comment: nil, clientAddress: "10.20.\(i % 1000 / 250).\(i % 250 + 1)", clientTokenName: "seeds",
+        route: .cloud)
 }
