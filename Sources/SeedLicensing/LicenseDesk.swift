@@ -1,12 +1,17 @@
+import Dispatch
 import Foundation
 public import SeedCore
 
 /// Decides, durably and explainably, what each license request costs (PROTOCOL.md §3a, §4, §5).
 ///
 /// An actor: requests may come from any task. Dedup hits are answered from memory (no ledger write);
-/// issuing goes intent → issuer → outcome through the ledger, one flight per key. Ledger calls block the
-/// actor's executor briefly (SQLite with synchronous=FULL), never an event loop.
+/// issuing goes intent → issuer → outcome through the ledger, one flight per key. The actor runs on its
+/// own serial dispatch queue, so the ledger's blocking SQLite calls (synchronous=FULL fsyncs) stall
+/// neither an event loop nor Swift's cooperative thread pool.
 public actor LicenseDesk: LicenseDeciding {
+    private nonisolated let executor = QueueExecutor(label: "seedmirror.license-desk")
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
     private struct Waiter {
         let id: UInt64
         let continuation: CheckedContinuation<LicenseOutcome, Never>?
@@ -511,4 +516,18 @@ public actor LicenseDesk: LicenseDeciding {
 
     /// For tests and status pages: keys currently blocked by an unknown outcome.
     public var blockedKeys: [LicenseKey] { Array(blocked.keys) }
+}
+
+/// A serial executor over a private dispatch queue (its own thread when busy), for an actor whose work
+/// may block on disk.
+final class QueueExecutor: SerialExecutor, @unchecked Sendable {
+    private let queue: DispatchQueue
+    init(label: String) { queue = DispatchQueue(label: label) }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedSerialExecutor()) }
+    }
+
+    func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
 }
