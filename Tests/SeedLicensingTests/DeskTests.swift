@@ -228,3 +228,31 @@ import Testing
         }
     }
 }
+
+@Suite struct DeskFollowerTests {
+    @Test func followersOfAStuckLeaderGiveUpWithoutCallingUpstream() async throws {
+        try await withTemporaryDirectory { dir in
+            var config = Fixture.baseConfig
+            config.followerTimeout = .milliseconds(50)
+            let f = try Fixture(dir: dir, config: config)
+            let gate = Gate()
+            let issuer = FakeIssuer(gate: gate)
+            let leader = Task { await f.desk.decide(request("ws01"), issuer: issuer) }
+            let key = LicenseKey(account: "acct", hostKey: "ws01", type: .workstation)
+            while issuer.calls == 0 { await Task.yield() }
+            let followers = await withTaskGroup(of: LicenseOutcome.self) { group in
+                for _ in 0..<5 { group.addTask { await f.desk.decide(request("WS01"), issuer: issuer) } }
+                var out: [LicenseOutcome] = []
+                for await o in group { out.append(o) }
+                return out
+            }
+            #expect(followers.allSatisfy { $0.status == 503 && $0.retryAfter != nil })
+            #expect(issuer.calls == 1)
+            #expect(await f.desk.waiting(for: key) == 0)
+            await gate.open()
+            #expect(await leader.value.status == 200)
+            #expect(await f.desk.decide(request("ws01"), issuer: issuer).status == 200)
+            #expect(issuer.calls == 1)
+        }
+    }
+}
