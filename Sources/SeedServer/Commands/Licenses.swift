@@ -4,14 +4,17 @@ import SeedLicensing
 
 /// `seed-mirror licenses list|show HOST|revoke HOST|resolve INTENT|import FILE|DIR [--type] [--expires]|pending [--export FILE]`
 ///
-/// Works on the ledger file (`--ledger PATH`, or `--cache DIR` for DIR/ledger.sqlite; default `cache/`).
+/// Works on the ledger file: `--ledger PATH`, `--cache DIR` (DIR/ledger.sqlite), or `--config PATH`
+/// (the configured cache directory and license lifetime); default `cache/ledger.sqlite`.
 /// `list`, `show` and `pending` open it read-only, so they work beside a running server; the others
 /// need the server stopped (the ledger is locked by its owner).
 func runLicenses(_ args: inout Arguments) async throws -> Int32 {
     // Options first: a positional scan would otherwise take an option's value.
     let ledgerOption = try args.option("--ledger")
     let cacheOption = try args.option("--cache")
-    let ledgerPath = ledgerOption ?? LicensingSection.ledgerPath(cacheDir: cacheOption ?? "cache")
+    let config = try args.option("--config").map { path throws(ConfigError) in try MirrorConfig.load(path: path) }
+    let ledgerPath =
+        ledgerOption ?? LicensingSection.ledgerPath(cacheDir: cacheOption ?? config?.paths.cacheDir ?? "cache")
     let note = try args.option("--note")
     let typeOption = try args.option("--type")
     let expiresOption = try args.option("--expires")
@@ -91,7 +94,8 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
             guard let d = parseDate(text) else { throw ConfigError("--expires \(text): expected YYYY-MM-DD or an ISO 8601 time") }
             return d
         }
-        guard let lifetimeHours = Int(lifetimeOption ?? "48"), lifetimeHours > 0 else {
+        let configuredHours = Int((config?.licensing.desk.lifetimeSeconds ?? 48 * 3600) / 3600)
+        guard let lifetimeHours = Int(lifetimeOption ?? "\(configuredHours)"), lifetimeHours > 0 else {
             throw ConfigError("--lifetime-hours: expected a positive number of hours")
         }
         try args.finish()
@@ -100,7 +104,8 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
         if !parent.isEmpty { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
         let ledger = try Ledger.open(path: ledgerPath)
         let report = try LicenseOperations.importPool(
-            files, type: type, expiresAt: expires, lifetimeSeconds: Double(lifetimeHours) * 3600, minimumBytes: 800,
+            files, type: type, expiresAt: expires, lifetimeSeconds: Double(lifetimeHours) * 3600,
+            minimumBytes: config?.licensing.desk.minimumLicenseBytes ?? 800,
             ledger: ledger, sink: sink, now: now, operatorName: operatorName())
         say("imported \(report.imported.count) \(type.rawValue) license(s) into the offline pool")
         for (name, why) in report.skipped { say("  skipped \(name): \(why)") }
@@ -133,7 +138,7 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
 }
 
 let licensesUsage = """
-    usage: seed-mirror licenses [--ledger PATH | --cache DIR] SUBCOMMAND
+    usage: seed-mirror licenses [--config PATH | --ledger PATH | --cache DIR] SUBCOMMAND
       list                         every license, and issuing calls with an unknown outcome
       show HOST                    one host: aliases, addresses, licenses, intents
       revoke HOST                  forget the host's licenses; its next request issues anew
