@@ -25,7 +25,8 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         if !readOnly {
             fd = Glibc.open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             guard fd >= 0 else {
-                throw LedgerError(.io, path: path, "cannot open lock file \(path).lock: \(String(cString: strerror(errno)))")
+                throw LedgerError(
+                    .io, path: path, "cannot open lock file \(path).lock: \(String(cString: strerror(errno)))")
             }
             if flock(fd, LOCK_EX | LOCK_NB) != 0 {
                 let e = errno
@@ -96,7 +97,8 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
     private func prepareSchema() throws(LedgerError) {
         try db.execute("PRAGMA busy_timeout = 5000")
         // The first read of the file: a non-database or damaged header fails here (SQLITE_NOTADB).
-        let tables = Set(try db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").rows { $0.text(0) ?? "" })
+        let tables = Set(
+            try db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").rows { $0.text(0) ?? "" })
         var version = 0
         if !tables.isEmpty {
             guard tables.contains("schema_version") else {
@@ -157,8 +159,10 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
 
     public func writeMeta(_ key: String, _ value: String) throws(LedgerError) {
         try locked { () throws(LedgerError) in
-            try db.prepare("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-                .run([.text(key), .text(value)])
+            try db.prepare(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+            )
+            .run([.text(key), .text(value)])
         }
     }
 
@@ -183,7 +187,9 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
     private static func license(_ s: Statement) -> LicenseRecord {
         LicenseRecord(
             id: s.int(0),
-            key: LicenseKey(account: s.text(3) ?? "", hostKey: s.text(1) ?? "", type: LicenseType(word: s.text(2) ?? "") ?? .workstation),
+            key: LicenseKey(
+                account: s.text(3) ?? "", hostKey: s.text(1) ?? "",
+                type: LicenseType(word: s.text(2) ?? "") ?? .workstation),
             source: IssuedLicense.Source(rawValue: s.text(4) ?? "") ?? .upstream, bytes: s.blob(5),
             issuedAt: s.date(6) ?? .distantPast, expiresAt: s.date(7) ?? .distantPast, upstreamReference: s.text(8),
             portalHMAC: s.text(9) ?? "", clientAddress: s.text(10), revokedAt: s.date(11))
@@ -221,7 +227,8 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         ).run([
             .text(l.key.hostKey), .text(l.key.type.rawValue), .text(l.key.account), .text(l.source.rawValue),
             .blob(l.bytes), .real(l.issuedAt.timeIntervalSince1970), .real(l.expiresAt.timeIntervalSince1970),
-            l.upstreamReference.map { .text($0) } ?? .null, .text(l.portalHMAC), l.clientAddress.map { .text($0) } ?? .null,
+            l.upstreamReference.map { .text($0) } ?? .null, .text(l.portalHMAC),
+            l.clientAddress.map { .text($0) } ?? .null,
             intent.map { .int($0) } ?? .null,
         ])
         var out = l
@@ -245,13 +252,15 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
 
     public func hosts() throws(LedgerError) -> [HostRecord] {
         try locked { () throws(LedgerError) in
-            try db.prepare("SELECT key, aliases, first_address, last_address, first_seen, last_seen FROM hosts ORDER BY key")
-                .rows { s in
-                    HostRecord(
-                        key: s.text(0) ?? "", aliases: (s.text(1) ?? "").split(separator: " ").map(String.init),
-                        firstAddress: s.text(2), lastAddress: s.text(3), firstSeen: s.date(4) ?? .distantPast,
-                        lastSeen: s.date(5) ?? .distantPast)
-                }
+            try db.prepare(
+                "SELECT key, aliases, first_address, last_address, first_seen, last_seen FROM hosts ORDER BY key"
+            )
+            .rows { s in
+                HostRecord(
+                    key: s.text(0) ?? "", aliases: (s.text(1) ?? "").split(separator: " ").map(String.init),
+                    firstAddress: s.text(2), lastAddress: s.text(3), firstSeen: s.date(4) ?? .distantPast,
+                    lastSeen: s.date(5) ?? .distantPast)
+            }
         }
     }
 
@@ -270,12 +279,15 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
             // Aliases are space-separated spellings as asked (host names hold no spaces); a few per host.
             if let alias, !alias.isEmpty {
                 let clean = String(alias.prefix(253).map { $0 == " " ? "_" : $0 })
-                let current = try db.prepare("SELECT aliases FROM hosts WHERE key = ?").rows([.text(key)]) { $0.text(0) ?? "" }
+                let current =
+                    try db.prepare("SELECT aliases FROM hosts WHERE key = ?").rows([.text(key)]) { $0.text(0) ?? "" }
                     .first ?? ""
                 var list = current.split(separator: " ").map(String.init)
                 if !list.contains(clean) && list.count < 32 {
                     list.append(clean)
-                    try db.prepare("UPDATE hosts SET aliases = ? WHERE key = ?").run([.text(list.joined(separator: " ")), .text(key)])
+                    try db.prepare("UPDATE hosts SET aliases = ? WHERE key = ?").run([
+                        .text(list.joined(separator: " ")), .text(key),
+                    ])
                 }
             }
         }
@@ -292,7 +304,9 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
                 q.perAccount[a] = used
                 q.learnedTotals[a] = learned
             }
-            for (t, used) in try db.prepare("SELECT token_name, used FROM quota_tokens").rows({ ($0.text(0) ?? "", Int($0.int(1))) }) {
+            for (t, used) in try db.prepare("SELECT token_name, used FROM quota_tokens").rows({
+                ($0.text(0) ?? "", Int($0.int(1)))
+            }) {
                 q.perToken[t] = used
             }
             return q
@@ -315,15 +329,20 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
     private static func intentRecord(_ s: Statement) -> IntentRecord {
         IntentRecord(
             id: s.int(0),
-            key: LicenseKey(account: s.text(1) ?? "", hostKey: s.text(2) ?? "", type: LicenseType(word: s.text(3) ?? "") ?? .workstation),
-            startedAt: s.date(4) ?? .distantPast, state: IntentState(rawValue: s.text(5) ?? "") ?? .unknown, detail: s.text(6))
+            key: LicenseKey(
+                account: s.text(1) ?? "", hostKey: s.text(2) ?? "",
+                type: LicenseType(word: s.text(3) ?? "") ?? .workstation),
+            startedAt: s.date(4) ?? .distantPast, state: IntentState(rawValue: s.text(5) ?? "") ?? .unknown,
+            detail: s.text(6))
     }
     private static let intentColumns = "id, account, host_key, type, started_at, state, detail"
 
     public func beginIntent(_ key: LicenseKey, at: Date) throws(LedgerError) -> Int64 {
         try locked { () throws(LedgerError) in
-            try db.prepare("INSERT INTO intents(account, host_key, type, started_at, state) VALUES (?, ?, ?, ?, 'pending')")
-                .run([.text(key.account), .text(key.hostKey), .text(key.type.rawValue), .real(at.timeIntervalSince1970)])
+            try db.prepare(
+                "INSERT INTO intents(account, host_key, type, started_at, state) VALUES (?, ?, ?, ?, 'pending')"
+            )
+            .run([.text(key.account), .text(key.hostKey), .text(key.type.rawValue), .real(at.timeIntervalSince1970)])
             return db.lastInsertRowID
         }
     }
@@ -361,8 +380,10 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
     public func markPendingIntentsUnknown(at: Date) throws(LedgerError) -> [IntentRecord] {
         try locked { () throws(LedgerError) in
             try db.transaction { () throws(LedgerError) in
-                let pending = try db.prepare("SELECT \(Ledger.intentColumns) FROM intents WHERE state = 'pending' ORDER BY id")
-                    .rows([], Ledger.intentRecord)
+                let pending = try db.prepare(
+                    "SELECT \(Ledger.intentColumns) FROM intents WHERE state = 'pending' ORDER BY id"
+                )
+                .rows([], Ledger.intentRecord)
                 try db.prepare(
                     "UPDATE intents SET state = 'unknown', detail = 'in flight when the mirror stopped', settled_at = ? WHERE state = 'pending'"
                 ).run([.real(at.timeIntervalSince1970)])
@@ -384,7 +405,9 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
 
     public func intent(_ id: Int64) throws(LedgerError) -> IntentRecord? {
         try locked { () throws(LedgerError) in
-            try db.prepare("SELECT \(Ledger.intentColumns) FROM intents WHERE id = ?").rows([.int(id)], Ledger.intentRecord).first
+            try db.prepare("SELECT \(Ledger.intentColumns) FROM intents WHERE id = ?").rows(
+                [.int(id)], Ledger.intentRecord
+            ).first
         }
     }
 
@@ -394,8 +417,10 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
                 "UPDATE intents SET state = 'resolved', detail = ?, settled_at = ? WHERE id = ? AND state IN ('unknown', 'pending')"
             ).run([.text(detail), .real(at.timeIntervalSince1970), .int(id)])
             guard db.changes == 1 else { return nil }
-            return try db.prepare("SELECT \(Ledger.intentColumns) FROM intents WHERE id = ?").rows([.int(id)], Ledger.intentRecord)
-                .first
+            return try db.prepare("SELECT \(Ledger.intentColumns) FROM intents WHERE id = ?").rows(
+                [.int(id)], Ledger.intentRecord
+            )
+            .first
         }
     }
 
@@ -439,8 +464,10 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
 
     public func poolLicenses() throws(LedgerError) -> [PoolLicense] {
         try locked { () throws(LedgerError) in
-            try db.prepare("SELECT host_key, type, bytes, imported_at, expires_at, source_name FROM pool ORDER BY host_key")
-                .rows([], Ledger.pool)
+            try db.prepare(
+                "SELECT host_key, type, bytes, imported_at, expires_at, source_name FROM pool ORDER BY host_key"
+            )
+            .rows([], Ledger.pool)
         }
     }
 
@@ -452,26 +479,32 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
             if db.changes == 1 { return true }
             let n = try db.prepare("SELECT COUNT(*) FROM pending_hosts").rows { $0.int(0) }.first ?? 0
             guard n < limit else { return false }
-            try db.prepare("INSERT INTO pending_hosts(host_key, type, first_asked, last_asked, count) VALUES (?, ?, ?, ?, 1)")
-                .run([.text(key), .text(type.rawValue), .real(t), .real(t)])
+            try db.prepare(
+                "INSERT INTO pending_hosts(host_key, type, first_asked, last_asked, count) VALUES (?, ?, ?, ?, 1)"
+            )
+            .run([.text(key), .text(type.rawValue), .real(t), .real(t)])
             return true
         }
     }
 
     public func removePendingHost(key: String, type: LicenseType) throws(LedgerError) {
         try locked { () throws(LedgerError) in
-            try db.prepare("DELETE FROM pending_hosts WHERE host_key = ? AND type = ?").run([.text(key), .text(type.rawValue)])
+            try db.prepare("DELETE FROM pending_hosts WHERE host_key = ? AND type = ?").run([
+                .text(key), .text(type.rawValue),
+            ])
         }
     }
 
     public func pendingHosts() throws(LedgerError) -> [PendingHost] {
         try locked { () throws(LedgerError) in
-            try db.prepare("SELECT host_key, type, first_asked, last_asked, count FROM pending_hosts ORDER BY host_key, type")
-                .rows { s in
-                    PendingHost(
-                        hostKey: s.text(0) ?? "", type: LicenseType(word: s.text(1) ?? "") ?? .workstation,
-                        firstAsked: s.date(2) ?? .distantPast, lastAsked: s.date(3) ?? .distantPast, count: Int(s.int(4)))
-                }
+            try db.prepare(
+                "SELECT host_key, type, first_asked, last_asked, count FROM pending_hosts ORDER BY host_key, type"
+            )
+            .rows { s in
+                PendingHost(
+                    hostKey: s.text(0) ?? "", type: LicenseType(word: s.text(1) ?? "") ?? .workstation,
+                    firstAsked: s.date(2) ?? .distantPast, lastAsked: s.date(3) ?? .distantPast, count: Int(s.int(4)))
+            }
         }
     }
 }

@@ -114,7 +114,9 @@ final class Statement {
             case .real(let x): rc = sqlite3_bind_double(handle, idx, x)
             case .text(let s): rc = sqlite3_bind_text(handle, idx, s, -1, seed_sqlite_transient())
             case .blob(let b):
-                rc = b.withUnsafeBytes { sqlite3_bind_blob(handle, idx, $0.baseAddress, Int32($0.count), seed_sqlite_transient()) }
+                rc = b.withUnsafeBytes {
+                    sqlite3_bind_blob(handle, idx, $0.baseAddress, Int32($0.count), seed_sqlite_transient())
+                }
             case .null: rc = sqlite3_bind_null(handle, idx)
             }
             guard rc == SQLITE_OK else { throw database.error(rc, "binding") }

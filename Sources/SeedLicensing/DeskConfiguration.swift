@@ -61,7 +61,9 @@ public struct QuotaConfiguration: Sendable, Equatable {
     /// How long an upstream 409 is remembered (the desk answers 409 without asking meanwhile).
     public var upstream409MemorySeconds: TimeInterval
 
-    public init(accountTotals: [String: Int] = [:], tokenCaps: [String: Int] = [:], upstream409MemorySeconds: TimeInterval = 900) {
+    public init(
+        accountTotals: [String: Int] = [:], tokenCaps: [String: Int] = [:], upstream409MemorySeconds: TimeInterval = 900
+    ) {
         self.accountTotals = accountTotals
         self.tokenCaps = tokenCaps
         self.upstream409MemorySeconds = upstream409MemorySeconds
@@ -131,5 +133,16 @@ public struct DeskHooks: Sendable {
     public var afterIntentCommit: (@Sendable (Int64, LicenseKey) async -> Void)?
     public init(afterIntentCommit: (@Sendable (Int64, LicenseKey) async -> Void)? = nil) {
         self.afterIntentCommit = afterIntentCommit
+    }
+
+    /// The environment variable an integration test sets to make the server wait this many seconds
+    /// between committing an intent and calling the issuer (then SIGKILL it there).
+    public static let pauseVariable = "SEEDMIRROR_TEST_PAUSE_AFTER_INTENT_SECONDS"
+
+    /// Hooks from the process environment (the server passes `ProcessInfo.processInfo.environment`);
+    /// none unless `pauseVariable` holds a positive number.
+    public static func fromEnvironment(_ environment: [String: String]) -> DeskHooks {
+        guard let text = environment[pauseVariable], let seconds = Double(text), seconds > 0 else { return DeskHooks() }
+        return DeskHooks { _, _ in try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) }
     }
 }

@@ -29,7 +29,8 @@ public enum HostName {
             if b < 0x20 || b == 0x7F { return .failure(HostNameError("host name contains a control character")) }
             switch b {
             case UInt8(ascii: "%"), UInt8(ascii: "/"), UInt8(ascii: "\\"):
-                return .failure(HostNameError("host name contains the forbidden character '\(Character(Unicode.Scalar(b)))'"))
+                return .failure(
+                    HostNameError("host name contains the forbidden character '\(Character(Unicode.Scalar(b)))'"))
             default: break
             }
         }

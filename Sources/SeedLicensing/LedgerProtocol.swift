@@ -95,7 +95,9 @@ public struct PoolLicense: Sendable, Equatable {
     public var importedAt: Date
     public var expiresAt: Date
     public var sourceName: String
-    public init(hostKey: String, type: LicenseType, bytes: [UInt8], importedAt: Date, expiresAt: Date, sourceName: String) {
+    public init(
+        hostKey: String, type: LicenseType, bytes: [UInt8], importedAt: Date, expiresAt: Date, sourceName: String
+    ) {
         self.hostKey = hostKey
         self.type = type
         self.bytes = bytes

@@ -67,8 +67,12 @@ public actor LicenseDesk: LicenseDeciding {
         tokenBuckets = BoundedTable(capacity: bound)
         inflight = InflightTable(maxKeys: configuration.maxInflight, maxWaitersPerKey: configuration.maxWaitersPerKey)
         let now = clock.now()
-        if let n = configuration.rateLimits.breakerPerHour { breakerHour = TokenBucket(RateLimit(count: n, per: 3600), now: now) }
-        if let n = configuration.rateLimits.breakerPerDay { breakerDay = TokenBucket(RateLimit(count: n, per: 86400), now: now) }
+        if let n = configuration.rateLimits.breakerPerHour {
+            breakerHour = TokenBucket(RateLimit(count: n, per: 3600), now: now)
+        }
+        if let n = configuration.rateLimits.breakerPerDay {
+            breakerDay = TokenBucket(RateLimit(count: n, per: 86400), now: now)
+        }
 
         let crashed = try ledger.markPendingIntentsUnknown(at: now)
         for i in crashed {
@@ -79,7 +83,9 @@ public actor LicenseDesk: LicenseDeciding {
             ev.reason =
                 "issuing call for \(i.key) (intent \(i.id)) was in flight when the mirror stopped; a license may have been spent. Resolve with `seed-mirror licenses resolve \(i.id)`"
             sink.record(ev)
-            logger.warning("issuing call with unknown outcome found at start", [("intent.id", "\(i.id)"), ("host.id", i.key.hostKey)])
+            logger.warning(
+                "issuing call with unknown outcome found at start",
+                [("intent.id", "\(i.id)"), ("host.id", i.key.hostKey)])
         }
         for i in try ledger.intents(in: [.unknown]) {
             blocked[i.key] = (i.id, i.startedAt)
@@ -149,7 +155,9 @@ public actor LicenseDesk: LicenseDeciding {
         if !reported.isEmpty {
             ev.reportOnly = true
             ev.rule = reported.map(\.rule).joined(separator: ",")
-            let note = "report-only: would have refused (" + reported.map { "\($0.rule): \($0.reason)" }.joined(separator: "; ") + ")"
+            let note =
+                "report-only: would have refused ("
+                + reported.map { "\($0.rule): \($0.reason)" }.joined(separator: "; ") + ")"
             ev.reason = ev.reason.map { $0 + "; " + note } ?? note
         }
 
@@ -175,9 +183,12 @@ public actor LicenseDesk: LicenseDeciding {
         if inflight.isInflight(key) { return await follow(key, now: now, event: ev) }
         let joined = inflight.join(key, Waiter(id: 0, continuation: nil), deadline: now)
         guard joined == .lead else {
-            return refuse(&ev, .refused, 503, "too many licenses being issued at once; retry later", rule: "inflight-bound", retryAfter: 30)
+            return refuse(
+                &ev, .refused, 503, "too many licenses being issued at once; retry later", rule: "inflight-bound",
+                retryAfter: 30)
         }
-        let outcome = await lead(request, key: key, client: client, previous: existing, now: now, event: ev, issuer: issuer)
+        let outcome = await lead(
+            request, key: key, client: client, previous: existing, now: now, event: ev, issuer: issuer)
         for w in inflight.finish(key) {
             timeouts.removeValue(forKey: w.id)?.cancel()
             w.continuation?.resume(returning: outcome)
@@ -202,7 +213,10 @@ public actor LicenseDesk: LicenseDeciding {
             case .overloaded, .lead:
                 // `.lead` cannot happen (checked just before, no suspension since); answer busy either way.
                 if inflight.waiterCount(key) == 0 && !inflight.isInflight(key) { _ = inflight.finish(key) }
-                c.resume(returning: .refused(status: 503, reason: "too many requests waiting for this license; retry later", retryAfterSeconds: 30))
+                c.resume(
+                    returning: .refused(
+                        status: 503, reason: "too many requests waiting for this license; retry later",
+                        retryAfterSeconds: 30))
             }
         }
         switch outcome {
@@ -279,7 +293,8 @@ public actor LicenseDesk: LicenseDeciding {
         do {
             if let pooled = try ledger.poolLicense(hostKey: hostKey, type: key.type), pooled.expiresAt > now {
                 let record = LicenseRecord(
-                    key: key, source: .pool, bytes: pooled.bytes, issuedAt: pooled.importedAt, expiresAt: pooled.expiresAt,
+                    key: key, source: .pool, bytes: pooled.bytes, issuedAt: pooled.importedAt,
+                    expiresAt: pooled.expiresAt,
                     upstreamReference: "pool:\(pooled.sourceName)", portalHMAC: ev.portalHMAC ?? "",
                     clientAddress: request.clientAddress)
                 let stored = try ledger.storeLicense(record)
@@ -292,13 +307,15 @@ public actor LicenseDesk: LicenseDeciding {
             }
         } catch {
             logger.error("ledger read or write failed", [("error", "\(error)")])
-            return refuse(&ev, .upstreamError, 503, "the license ledger is unavailable; retry later", rule: nil, retryAfter: 60)
+            return refuse(
+                &ev, .upstreamError, 503, "the license ledger is unavailable; retry later", rule: nil, retryAfter: 60)
         }
 
         if configuration.offline || issuer is OfflineIssuer {
             var listed = false
             do {
-                listed = try ledger.addPendingHost(key: hostKey, type: key.type, at: now, limit: configuration.maxPendingHosts)
+                listed = try ledger.addPendingHost(
+                    key: hostKey, type: key.type, at: now, limit: configuration.maxPendingHosts)
             } catch { logger.error("ledger write failed", [("error", "\(error)")]) }
             ev.kind = .pending
             let reason =
@@ -328,7 +345,8 @@ public actor LicenseDesk: LicenseDeciding {
         }
         if let total, used >= total {
             return refuse(
-                &ev, .quotaExhausted, 409, "license pool exhausted: account \(account) has used \(used) of \(total) licenses",
+                &ev, .quotaExhausted, 409,
+                "license pool exhausted: account \(account) has used \(used) of \(total) licenses",
                 rule: QuotaConfiguration.accountRule)
         }
         if let cap = configuration.quotas.tokenCaps[request.clientTokenName],
@@ -345,22 +363,32 @@ public actor LicenseDesk: LicenseDeciding {
         let exempt = client.map { a in limits.jumpHosts.contains { $0.contains(a) } } ?? false
         var checks: [(rule: String, table: Int, key: String, limit: RateLimit)] = []
         if newHost && !exempt, let a = client {
-            if let l = limits.newHostsPerAddress { checks.append((RateLimitConfiguration.addressRule, 0, a.description, l)) }
+            if let l = limits.newHostsPerAddress {
+                checks.append((RateLimitConfiguration.addressRule, 0, a.description, l))
+            }
             if let l = limits.newHostsPerNetwork {
                 checks.append(
-                    (RateLimitConfiguration.networkRule, 1, a.network(v4Prefix: limits.networkV4Prefix, v6Prefix: limits.networkV6Prefix).key, l))
+                    (
+                        RateLimitConfiguration.networkRule, 1,
+                        a.network(v4Prefix: limits.networkV4Prefix, v6Prefix: limits.networkV6Prefix).key, l
+                    ))
             }
         }
-        if let l = limits.issuancesPerToken { checks.append((RateLimitConfiguration.tokenRule, 2, request.clientTokenName, l)) }
+        if let l = limits.issuancesPerToken {
+            checks.append((RateLimitConfiguration.tokenRule, 2, request.clientTokenName, l))
+        }
         for c in checks {
             var b = bucket(c.table, c.key, c.limit, now)
             if let after = b.check(now: now).retryAfterSeconds {
                 return refuse(
-                    &ev, .rateLimited, 429, "too many new licenses for \(c.key) (rule \(c.rule)); retry after \(after) s",
+                    &ev, .rateLimited, 429,
+                    "too many new licenses for \(c.key) (rule \(c.rule)); retry after \(after) s",
                     rule: c.rule, retryAfter: after)
             }
         }
-        for (rule, bucket) in [(RateLimitConfiguration.breakerHourRule, breakerHour), (RateLimitConfiguration.breakerDayRule, breakerDay)] {
+        for (rule, bucket) in [
+            (RateLimitConfiguration.breakerHourRule, breakerHour), (RateLimitConfiguration.breakerDayRule, breakerDay),
+        ] {
             guard var b = bucket, let after = b.check(now: now).retryAfterSeconds else { continue }
             if !breakerTripped {
                 breakerTripped = true
@@ -387,7 +415,8 @@ public actor LicenseDesk: LicenseDeciding {
         let intentID: Int64
         do { intentID = try ledger.beginIntent(key, at: now) } catch {
             logger.error("ledger write failed", [("error", "\(error)")])
-            return refuse(&ev, .upstreamError, 503, "the license ledger is unavailable; retry later", rule: nil, retryAfter: 60)
+            return refuse(
+                &ev, .upstreamError, 503, "the license ledger is unavailable; retry later", rule: nil, retryAfter: 60)
         }
         ev.licenseReference = "intent-\(intentID)"
         if let hook = hooks.afterIntentCommit { await hook(intentID, key) }
@@ -406,14 +435,19 @@ public actor LicenseDesk: LicenseDeciding {
                     logger.error("ledger write failed", [("error", "\(error)")])
                 }
                 ev.upstreamStatus = 409
-                return refuse(&ev, .quotaExhausted, 409, "license pool exhausted (upstream 409): \(error.message)", rule: QuotaConfiguration.upstreamRule)
+                return refuse(
+                    &ev, .quotaExhausted, 409, "license pool exhausted (upstream 409): \(error.message)",
+                    rule: QuotaConfiguration.upstreamRule)
             case .rejected(let status):
                 settle(intentID, .failed, "upstream \(status): \(error.message)", after)
                 ev.upstreamStatus = status
-                return refuse(&ev, .upstreamError, 502, "upstream refused the license request (\(status)): \(error.message)", rule: nil)
+                return refuse(
+                    &ev, .upstreamError, 502, "upstream refused the license request (\(status)): \(error.message)",
+                    rule: nil)
             case .notSent:
                 settle(intentID, .failed, "not sent: \(error.message)", after)
-                return refuse(&ev, .upstreamError, 503, "upstream unreachable: \(error.message)", rule: nil, retryAfter: 30)
+                return refuse(
+                    &ev, .upstreamError, 503, "upstream unreachable: \(error.message)", rule: nil, retryAfter: 30)
             case .outcomeUnknown:
                 settle(intentID, .unknown, error.message, after)
                 blocked[key] = (intentID, now)
@@ -441,7 +475,8 @@ public actor LicenseDesk: LicenseDeciding {
         do {
             record = try ledger.completeIntent(intentID, license: record, tokenName: request.clientTokenName, at: after)
             try ledger.noteHostSeen(
-                key: hostKey, alias: request.hostAsked == hostKey ? nil : request.hostAsked, address: request.clientAddress,
+                key: hostKey, alias: request.hostAsked == hostKey ? nil : request.hostAsked,
+                address: request.clientAddress,
                 at: after)
         } catch {
             // The license exists and was paid for: serve it. The intent stays pending, so the next start
@@ -498,7 +533,8 @@ public actor LicenseDesk: LicenseDeciding {
     /// Forgets the host's stored licenses (every account and type) so the next request issues anew.
     /// Emits a `revoke` event. Returns how many licenses were revoked.
     public func revoke(host: String, operatorName: String? = nil) throws -> Int {
-        let n = try LicenseOperations.revoke(host: host, ledger: ledger, sink: sink, now: clock.now(), operatorName: operatorName)
+        let n = try LicenseOperations.revoke(
+            host: host, ledger: ledger, sink: sink, now: clock.now(), operatorName: operatorName)
         let key = try? HostName.normalize(host).get()
         for k in live.keys where k.hostKey == key { live[k] = nil }
         return n
@@ -506,7 +542,8 @@ public actor LicenseDesk: LicenseDeciding {
 
     /// Marks an intent with an unknown outcome resolved, unblocking its key. Emits a `resolve` event.
     public func resolve(intent id: Int64, note: String, operatorName: String? = nil) throws -> IntentRecord {
-        let r = try LicenseOperations.resolve(intent: id, note: note, ledger: ledger, sink: sink, now: clock.now(), operatorName: operatorName)
+        let r = try LicenseOperations.resolve(
+            intent: id, note: note, ledger: ledger, sink: sink, now: clock.now(), operatorName: operatorName)
         if blocked[r.key]?.intent == id { blocked[r.key] = nil }
         return r
     }

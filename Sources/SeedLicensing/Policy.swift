@@ -239,7 +239,9 @@ public struct PolicyConfiguration: Sendable, Equatable {
             var cell = String(trimmed.split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false)[0])
             cell = cell.trimmingCharacters(in: CharacterSet(charactersIn: "\" \t;"))
             defer { first = false }
-            if first && trimmed.contains(",") && ["hostname", "host", "name", "computername"].contains(cell.lowercased()) {
+            if first && trimmed.contains(",")
+                && ["hostname", "host", "name", "computername"].contains(cell.lowercased())
+            {
                 continue
             }
             switch HostName.normalize(cell) {
@@ -316,12 +318,14 @@ extension PolicyConfiguration {
         }
         if let d = deny, let p = d.patterns.first(where: { globMatches($0, f.hostKey) }) {
             out.append(
-                PolicyViolation(rule: Self.denyRule, reason: "host name \(f.hostKey) matches deny pattern \(p)", mode: d.mode))
+                PolicyViolation(
+                    rule: Self.denyRule, reason: "host name \(f.hostKey) matches deny pattern \(p)", mode: d.mode))
         }
         let inInventory = inventory?.hosts.contains(f.hostKey) ?? false
         if let inv = inventory, !inInventory {
             out.append(
-                PolicyViolation(rule: Self.inventoryRule, reason: "host \(f.hostKey) is not in the inventory", mode: inv.mode))
+                PolicyViolation(
+                    rule: Self.inventoryRule, reason: "host \(f.hostKey) is not in the inventory", mode: inv.mode))
         }
         if let h = firstSeenHold, !inInventory {
             let since = f.firstSeen ?? f.now

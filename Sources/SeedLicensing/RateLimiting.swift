@@ -156,7 +156,8 @@ public struct InflightTable<Key: Hashable, Waiter> {
     public mutating func expire(now: Date) -> [Waiter] {
         var out: [Waiter] = []
         for key in Array(entries.keys) {
-            let (late, onTime) = entries[key]!.waiters.reduce(into: ([Waiter](), [(waiter: Waiter, deadline: Date)]())) {
+            let (late, onTime) = entries[key]!.waiters.reduce(into: ([Waiter](), [(waiter: Waiter, deadline: Date)]()))
+            {
                 if $1.deadline <= now { $0.0.append($1.waiter) } else { $0.1.append($1) }
             }
             entries[key]!.waiters = onTime

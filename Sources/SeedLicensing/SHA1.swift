@@ -1,6 +1,8 @@
 /// SHA-1 (FIPS 180-4), here only for the portal's host-name HMAC (PROTOCOL.md §5); not used for security.
 public struct SHA1 {
-    private var h: (UInt32, UInt32, UInt32, UInt32, UInt32) = (0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0)
+    private var h: (UInt32, UInt32, UInt32, UInt32, UInt32) = (
+        0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0
+    )
     private var buffer: [UInt8] = []
     private var length: UInt64 = 0
 
@@ -26,7 +28,10 @@ public struct SHA1 {
         buffer.removeAll()
         var out: [UInt8] = []
         for v in [h.0, h.1, h.2, h.3, h.4] {
-            out += [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
+            out += [
+                UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8),
+                UInt8(truncatingIfNeeded: v),
+            ]
         }
         return out
     }
@@ -40,7 +45,8 @@ public struct SHA1 {
     private mutating func compress(_ block: [UInt8]) {
         var w = [UInt32](repeating: 0, count: 80)
         for i in 0..<16 {
-            w[i] = UInt32(block[i * 4]) << 24 | UInt32(block[i * 4 + 1]) << 16 | UInt32(block[i * 4 + 2]) << 8
+            w[i] =
+                UInt32(block[i * 4]) << 24 | UInt32(block[i * 4 + 1]) << 16 | UInt32(block[i * 4 + 2]) << 8
                 | UInt32(block[i * 4 + 3])
         }
         for i in 16..<80 {

@@ -66,7 +66,8 @@ import Testing
         let dir = NSTemporaryDirectory() + "seedmirror-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try Data("hostname,owner\nWS01,a\nws02.corp,b\nbad name,c\n".utf8).write(to: URL(fileURLWithPath: dir + "/inv.csv"))
+        try Data("hostname,owner\nWS01,a\nws02.corp,b\nbad name,c\n".utf8).write(
+            to: URL(fileURLWithPath: dir + "/inv.csv"))
         let s = try section(#"{"policy": {"inventory": {"file": "inv.csv", "mode": "report-only"}}}"#, baseDir: dir)
         #expect(s.desk.policy.inventory?.hosts == ["ws01", "ws02"])
         #expect(s.desk.policy.inventory?.mode == .reportOnly)

@@ -14,7 +14,9 @@ import Testing
             let results = try await withThrowingTaskGroup(of: [LicenseOutcome].self) { group in
                 for i in 0..<50 {
                     group.addTask {
-                        var out = [await f.desk.decide(request(i % 2 == 0 ? "WS01" : "ws01.corp.example"), issuer: issuer)]
+                        var out = [
+                            await f.desk.decide(request(i % 2 == 0 ? "WS01" : "ws01.corp.example"), issuer: issuer)
+                        ]
                         for _ in 0..<3 { out.append(await f.desk.decide(request("ws01"), issuer: issuer)) }
                         return out
                     }
@@ -130,7 +132,9 @@ import Testing
             let f = try Fixture(dir: dir, config: config)
             let issuer = FakeIssuer()
             var outcomes: [LicenseOutcome] = []
-            for i in 0..<10 { outcomes.append(await f.desk.decide(request("host\(i)", from: "10.0.0.5"), issuer: issuer)) }
+            for i in 0..<10 {
+                outcomes.append(await f.desk.decide(request("host\(i)", from: "10.0.0.5"), issuer: issuer))
+            }
             #expect(outcomes.filter { $0.status == 200 }.count == 3)
             let limited = outcomes.filter { $0.status == 429 }
             #expect(limited.count == 7)
@@ -160,7 +164,9 @@ import Testing
             #expect(third.status == 429)
             #expect(await f.desk.decide(request("a4", from: "10.0.1.3"), issuer: issuer).status == 200)
             var statuses: [Int] = []
-            for _ in 0..<5 { statuses.append(await f.desk.decide(request("a1", from: "10.0.0.1"), issuer: issuer).status) }
+            for _ in 0..<5 {
+                statuses.append(await f.desk.decide(request("a1", from: "10.0.0.1"), issuer: issuer).status)
+            }
             #expect(statuses == [200, 200, 200, 200, 429], "the sixth request for a1 in a minute")
         }
     }
@@ -172,7 +178,9 @@ import Testing
             let f = try Fixture(dir: dir, config: config)
             let issuer = FakeIssuer()
             var statuses: [Int] = []
-            for i in 0..<7 { statuses.append(await f.desk.decide(request("b\(i)", from: "10.0.\(i).1"), issuer: issuer).status) }
+            for i in 0..<7 {
+                statuses.append(await f.desk.decide(request("b\(i)", from: "10.0.\(i).1"), issuer: issuer).status)
+            }
             #expect(statuses == [200, 200, 200, 200, 429, 429, 429])
             #expect(issuer.calls == 4)
             let trips = f.sink.events(.breakerTripped)

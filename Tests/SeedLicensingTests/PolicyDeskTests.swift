@@ -11,7 +11,8 @@ import Testing
     func config(_ rule: Rule, _ mode: RuleMode) -> DeskConfiguration {
         var c = Fixture.baseConfig
         switch rule {
-        case .network: c.policy.networks = .init(allowed: [IPNetwork("10.0.0.0/8")!, IPNetwork("fd00::/8")!], mode: mode)
+        case .network:
+            c.policy.networks = .init(allowed: [IPNetwork("10.0.0.0/8")!, IPNetwork("fd00::/8")!], mode: mode)
         case .deny: c.policy.deny = .init(patterns: ["sandbox-*", "*-detonate"], mode: mode)
         case .inventory: c.policy.inventory = .init(hosts: ["ws01", "ws02"], mode: mode)
         case .binding: c.policy.binding = .init(v4Prefix: 24, v6Prefix: 64, mode: mode)
@@ -174,6 +175,13 @@ import Testing
             #expect(seen.events.first?.reason == "pending")
             #expect(try f.ledger.intents(in: [.issued]).count == 1)
         }
+    }
+
+    @Test func environmentHookPausesOnlyWhenAsked() {
+        #expect(DeskHooks.fromEnvironment([:]).afterIntentCommit == nil)
+        #expect(DeskHooks.fromEnvironment([DeskHooks.pauseVariable: "0"]).afterIntentCommit == nil)
+        #expect(DeskHooks.fromEnvironment([DeskHooks.pauseVariable: "x"]).afterIntentCommit == nil)
+        #expect(DeskHooks.fromEnvironment([DeskHooks.pauseVariable: "30"]).afterIntentCommit != nil)
     }
 
     @Test func upstreamErrorBodiesAreNotLicenses() async throws {

@@ -39,7 +39,9 @@ import Testing
 @Suite struct HMACTests {
     func hex(_ s: String) -> [UInt8] {
         let d = Array(s.utf8)
-        return stride(from: 0, to: d.count, by: 2).map { UInt8(String(decoding: d[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
+        return stride(from: 0, to: d.count, by: 2).map {
+            UInt8(String(decoding: d[$0..<$0 + 2], as: UTF8.self), radix: 16)!
+        }
     }
 
     @Test func sha1KnownAnswers() {
@@ -49,7 +51,8 @@ import Testing
             hexString(SHA1.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
                 == "84983e441c3bd26ebaae4aa1f95129e5e54670f1")
         #expect(
-            hexString(SHA1.hash([UInt8](repeating: 0x61, count: 1_000_000))) == "34aa973cd4c4daa4f61eeb2bdbad27316534016f")
+            hexString(SHA1.hash([UInt8](repeating: 0x61, count: 1_000_000)))
+                == "34aa973cd4c4daa4f61eeb2bdbad27316534016f")
     }
 
     @Test func rfc2202Vectors() {

@@ -55,7 +55,8 @@ final class FakeIssuer: LicenseIssuer, @unchecked Sendable {
         }
         if let gate { await gate.wait() }
         if let behaviour { return try await behaviour(n) }
-        return IssuedLicense(bytes: FakeIssuer.licenseBytes(n, host: hostKey), source: .upstream, upstreamReference: "up-\(n)")
+        return IssuedLicense(
+            bytes: FakeIssuer.licenseBytes(n, host: hostKey), source: .upstream, upstreamReference: "up-\(n)")
     }
 }
 
@@ -76,7 +77,10 @@ struct Fixture {
     let sink: CollectingSink
     let desk: LicenseDesk
 
-    init(dir: String, config: DeskConfiguration = Fixture.baseConfig, hooks: DeskHooks = DeskHooks(), clock: ManualClock = ManualClock())
+    init(
+        dir: String, config: DeskConfiguration = Fixture.baseConfig, hooks: DeskHooks = DeskHooks(),
+        clock: ManualClock = ManualClock()
+    )
         throws
     {
         self.dir = dir

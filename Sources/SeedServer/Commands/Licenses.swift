@@ -28,11 +28,14 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
         try args.finish()
         let ledger = try Ledger.open(path: ledgerPath, readOnly: true)
         let licenses = try ledger.licenses(hostKey: nil)
-        say("HOST                 TYPE         ACCOUNT      SOURCE    ISSUED                EXPIRES               STATE    PORTAL-HMAC")
+        say(
+            "HOST                 TYPE         ACCOUNT      SOURCE    ISSUED                EXPIRES               STATE    PORTAL-HMAC"
+        )
         for l in licenses {
             say(
                 [
-                    pad(l.key.hostKey, 20), pad(l.key.type.rawValue, 12), pad(l.key.account, 12), pad(l.source.rawValue, 9),
+                    pad(l.key.hostKey, 20), pad(l.key.type.rawValue, 12), pad(l.key.account, 12),
+                    pad(l.source.rawValue, 9),
                     pad(iso(l.issuedAt), 21), pad(iso(l.expiresAt), 21), pad(state(l, now), 8), l.portalHMAC,
                 ].joined(separator: " "))
         }
@@ -40,7 +43,9 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
         if !pool.isEmpty {
             say("\noffline pool:")
             for p in pool {
-                say("  \(pad(p.hostKey, 20)) \(pad(p.type.rawValue, 12)) from \(p.sourceName), expires \(iso(p.expiresAt))")
+                say(
+                    "  \(pad(p.hostKey, 20)) \(pad(p.type.rawValue, 12)) from \(p.sourceName), expires \(iso(p.expiresAt))"
+                )
             }
         }
         let unknown = try ledger.intents(in: [.unknown, .pending])
@@ -56,7 +61,9 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
         let ledger = try Ledger.open(path: ledgerPath, readOnly: true)
         say("host \(key)  portal HMAC \(PortalHMAC.hash(shortHost: key))")
         if let h = try ledger.hosts().first(where: { $0.key == key }) {
-            say("  first seen \(iso(h.firstSeen)) from \(h.firstAddress ?? "-"), last seen \(iso(h.lastSeen)) from \(h.lastAddress ?? "-")")
+            say(
+                "  first seen \(iso(h.firstSeen)) from \(h.firstAddress ?? "-"), last seen \(iso(h.lastSeen)) from \(h.lastAddress ?? "-")"
+            )
             if !h.aliases.isEmpty { say("  also asked as: \(h.aliases.joined(separator: ", "))") }
         }
         let licenses = try ledger.licenses(hostKey: key)
@@ -67,21 +74,28 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
             )
         }
         for i in try ledger.intents(in: Set(IntentState.allCases)) where i.key.hostKey == key {
-            say("  intent \(i.id): \(i.key.type.rawValue) \(i.state.rawValue) started \(iso(i.startedAt)) \(i.detail ?? "")")
+            say(
+                "  intent \(i.id): \(i.key.type.rawValue) \(i.state.rawValue) started \(iso(i.startedAt)) \(i.detail ?? "")"
+            )
         }
         return 0
     case "revoke":
         guard let host = args.positional() else { throw ConfigError("licenses revoke needs a HOST") }
         try args.finish()
         let ledger = try Ledger.open(path: ledgerPath)
-        let n = try LicenseOperations.revoke(host: host, ledger: ledger, sink: sink, now: now, operatorName: operatorName())
+        let n = try LicenseOperations.revoke(
+            host: host, ledger: ledger, sink: sink, now: now, operatorName: operatorName())
         say("revoked \(n) license(s) of \(try hostKey(host)); its next request issues a new one")
         return n > 0 ? 0 : 1
     case "resolve":
-        guard let text = args.positional(), let id = Int64(text) else { throw ConfigError("licenses resolve needs an intent number") }
+        guard let text = args.positional(), let id = Int64(text) else {
+            throw ConfigError("licenses resolve needs an intent number")
+        }
         try args.finish()
         let ledger = try Ledger.open(path: ledgerPath)
-        let r = try LicenseOperations.resolve(intent: id, note: note ?? "resolved by operator", ledger: ledger, sink: sink, now: now, operatorName: operatorName())
+        let r = try LicenseOperations.resolve(
+            intent: id, note: note ?? "resolved by operator", ledger: ledger, sink: sink, now: now,
+            operatorName: operatorName())
         say("intent \(id) for \(r.key) resolved; the next request for it may issue")
         return 0
     case "import":
@@ -91,7 +105,9 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
             throw ConfigError("--type \(typeWord): expected server or workstation")
         }
         let expires = try expiresOption.map { text throws(ConfigError) in
-            guard let d = parseDate(text) else { throw ConfigError("--expires \(text): expected YYYY-MM-DD or an ISO 8601 time") }
+            guard let d = parseDate(text) else {
+                throw ConfigError("--expires \(text): expected YYYY-MM-DD or an ISO 8601 time")
+            }
             return d
         }
         let configuredHours = Int((config?.licensing.desk.lifetimeSeconds ?? 48 * 3600) / 3600)
@@ -101,7 +117,9 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
         try args.finish()
         let files = try readPoolFiles(source)
         let parent = (ledgerPath as NSString).deletingLastPathComponent
-        if !parent.isEmpty { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+        if !parent.isEmpty {
+            try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        }
         let ledger = try Ledger.open(path: ledgerPath)
         let report = try LicenseOperations.importPool(
             files, type: type, expiresAt: expires, lifetimeSeconds: Double(lifetimeHours) * 3600,
@@ -124,7 +142,9 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
             say("wrote \(names.count) host name(s) to \(export)")
         } else {
             for p in pending {
-                say("\(pad(p.hostKey, 20)) \(pad(p.type.rawValue, 12)) asked \(p.count)x, first \(iso(p.firstAsked)), last \(iso(p.lastAsked))")
+                say(
+                    "\(pad(p.hostKey, 20)) \(pad(p.type.rawValue, 12)) asked \(p.count)x, first \(iso(p.firstAsked)), last \(iso(p.lastAsked))"
+                )
             }
         }
         return 0
@@ -192,7 +212,8 @@ private func readPoolFiles(_ source: String) throws(ConfigError) -> [LicenseOper
         throw ConfigError("\(source): no such file or directory")
     }
     if !isDir.boolValue && source.lowercased().hasSuffix(".zip") {
-        throw ConfigError("\(source): importing a ZIP needs SeedZip's reader, not in this build; unzip it and import the folder")
+        throw ConfigError(
+            "\(source): importing a ZIP needs SeedZip's reader, not in this build; unzip it and import the folder")
     }
     var paths: [String] = []
     if isDir.boolValue {
@@ -224,7 +245,9 @@ private final class CountingSink: DecisionSink, @unchecked Sendable {
 
 private struct BenchIssuer: LicenseIssuer {
     func issue(_ request: LicenseRequest, hostKey: String) async throws(IssueError) -> IssuedLicense {
-        IssuedLicense(bytes: Array("bench license for \(hostKey)".utf8) + [UInt8](repeating: 0x42, count: 1200), source: .upstream)
+        IssuedLicense(
+            bytes: Array("bench license for \(hostKey)".utf8) + [UInt8](repeating: 0x42, count: 1200), source: .upstream
+        )
     }
 }
 
@@ -247,7 +270,9 @@ private func benchmarkDesk() async throws {
         _ = await desk.decide(benchRequest(i, 0), issuer: issuer)
     }
     let issueSeconds = Date().timeIntervalSince(warm)
-    say("issued \(hosts) licenses (intent + outcome, synchronous=FULL) in \(String(format: "%.2f", issueSeconds)) s: \(Int(Double(hosts) / issueSeconds))/s")
+    say(
+        "issued \(hosts) licenses (intent + outcome, synchronous=FULL) in \(String(format: "%.2f", issueSeconds)) s: \(Int(Double(hosts) / issueSeconds))/s"
+    )
     for tasks in [1, 8] {
         let perTask = 200_000 / tasks
         let start = Date()
@@ -259,7 +284,9 @@ private func benchmarkDesk() async throws {
             }
         }
         let s = Date().timeIntervalSince(start)
-        say("dedup hits, \(tasks) task(s): \(perTask * tasks) decisions in \(String(format: "%.2f", s)) s: \(Int(Double(perTask * tasks) / s)) decisions/s")
+        say(
+            "dedup hits, \(tasks) task(s): \(perTask * tasks) decisions in \(String(format: "%.2f", s)) s: \(Int(Double(perTask * tasks) / s)) decisions/s"
+        )
     }
     say("events recorded: \(sink.count)")
 }

@@ -36,7 +36,8 @@ public struct LicensingSection: Sendable {
                 var nets: [IPNetwork] = []
                 for (i, s) in (try n.stringArray("allow") ?? []).enumerated() {
                     guard let net = IPNetwork(s) else {
-                        throw ConfigError("config key policy.clientNetworks.allow[\(i)]: \"\(s)\" is not an address or CIDR block")
+                        throw ConfigError(
+                            "config key policy.clientNetworks.allow[\(i)]: \"\(s)\" is not an address or CIDR block")
                     }
                     nets.append(net)
                 }
@@ -76,7 +77,8 @@ public struct LicensingSection: Sendable {
             }
             if let n = try o.object("firstSeenHold") {
                 d.policy.firstSeenHold = .init(
-                    seconds: Double(try n.int("minutes", default: 30, min: 1, max: 7 * 24 * 60)) * 60, mode: try Self.mode(n))
+                    seconds: Double(try n.int("minutes", default: 30, min: 1, max: 7 * 24 * 60)) * 60,
+                    mode: try Self.mode(n))
                 try n.finish()
             }
             try o.finish()
@@ -119,7 +121,8 @@ public struct LicensingSection: Sendable {
                 d.quotas.tokenCaps[name] = try t.int("cap", default: 0, min: 0)
                 try t.finish()
             }
-            d.quotas.upstream409MemorySeconds = Double(try o.int("upstream409MemoryMinutes", default: 15, min: 0, max: 7 * 24 * 60)) * 60
+            d.quotas.upstream409MemorySeconds =
+                Double(try o.int("upstream409MemoryMinutes", default: 15, min: 0, max: 7 * 24 * 60)) * 60
             try o.finish()
         }
         desk = d
@@ -134,7 +137,8 @@ public struct LicensingSection: Sendable {
     }
 
     /// `{"count": N, "perSeconds": S}`; `{"count": 0}` turns the limit off.
-    private static func limit(_ o: ConfigObject, _ key: String, default d: RateLimit?) throws(ConfigError) -> RateLimit? {
+    private static func limit(_ o: ConfigObject, _ key: String, default d: RateLimit?) throws(ConfigError) -> RateLimit?
+    {
         guard let l = try o.object(key) else { return d }
         let count = try l.int("count", default: d?.count ?? 0, min: 0)
         let per = try l.double("perSeconds", default: d?.seconds ?? 3600, min: 0.001)
