@@ -120,7 +120,8 @@ public actor LicenseDesk: LicenseDeciding {
             return refuse(&ev, .refused, 400, "invalid host name: \(e.reason)", rule: "host-name")
         case .success(let k): hostKey = k
         }
-        if let full = aliases.fullName(forCut: hostKey) {
+        // A 15-character name that holds licenses of its own is its own host, not a cut.
+        if !licensedHosts.contains(hostKey), let full = aliases.fullName(forCut: hostKey) {
             ev.aliasFlag = true
             ev.reason = "\(hostKey) is the NetBIOS cut of known host \(full)"
             hostKey = full
@@ -255,16 +256,12 @@ public actor LicenseDesk: LicenseDeciding {
         }
     }
 
+    /// First sighting of a never-licensed host. Kept in memory only (bounded): a client inventing names
+    /// cannot grow the ledger, and a restart or an eviction only restarts a hold (the safe direction).
     private func firstSeenDate(_ hostKey: String, now: Date) -> Date? {
         if licensedHosts.contains(hostKey) { return .distantPast }
         if let d = firstSeen[hostKey] { return d }
         firstSeen[hostKey] = now
-        if configuration.policy.firstSeenHold != nil {
-            // Persist so a restart does not restart the hold; only with the rule on (bounded by its use).
-            do { try ledger.noteHostSeen(key: hostKey, alias: nil, address: nil, at: now) } catch {
-                logger.error("ledger write failed", [("error", "\(error)")])
-            }
-        }
         return now
     }
 

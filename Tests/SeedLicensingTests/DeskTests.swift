@@ -71,6 +71,19 @@ import Testing
         }
     }
 
+    @Test func fifteenCharacterHostWithItsOwnLicenseIsNotAnAlias() async throws {
+        try await withTemporaryDirectory { dir in
+            let f = try Fixture(dir: dir)
+            let issuer = FakeIssuer()
+            let own = await f.desk.decide(request("ABCDEFGHIJKLMNO"), issuer: issuer)
+            let long = await f.desk.decide(request("abcdefghijklmnopq"), issuer: issuer)
+            #expect(own.bytes != long.bytes)
+            #expect(await f.desk.decide(request("abcdefghijklmno"), issuer: issuer).bytes == own.bytes)
+            #expect(issuer.calls == 2)
+            #expect(!f.sink.events.contains { $0.aliasFlag })
+        }
+    }
+
     @Test func invalidHostNamesAre400WithTheReason() async throws {
         try await withTemporaryDirectory { dir in
             let f = try Fixture(dir: dir)
