@@ -173,6 +173,13 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         return true
     }
 
+    /// Reads a meta value, surfacing a read failure (the audit head store wants to know).
+    public func readMeta(_ key: String) throws(LedgerError) -> String? {
+        try locked { () throws(LedgerError) in
+            try db.prepare("SELECT value FROM meta WHERE key = ?").rows([.text(key)]) { $0.text(0) }.first ?? nil
+        }
+    }
+
     public func meta(_ key: String) -> String? {
         try? locked { () throws(LedgerError) in
             try db.prepare("SELECT value FROM meta WHERE key = ?").rows([.text(key)]) { $0.text(0) }.first ?? nil

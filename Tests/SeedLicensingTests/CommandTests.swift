@@ -13,14 +13,18 @@ import Testing
             try Data(repeating: 1, count: 900).write(to: URL(fileURLWithPath: pool + "/WS01.lic"))
             try Data(repeating: 2, count: 900).write(to: URL(fileURLWithPath: pool + "/sub/ws02.corp.lic"))
             let ledgerPath = dir + "/ledger.sqlite"
-            let rc = await SeedMirrorCLI.main(["licenses", "--ledger", ledgerPath, "import", pool, "--type", "workstation"])
+            let rc = await SeedMirrorCLI.main([
+                "licenses", "--ledger", ledgerPath, "import", pool, "--type", "workstation",
+            ])
             #expect(rc == 0)
 
             var config = Fixture.baseConfig
             config.offline = true
             // The command stamps the pool with the wall clock; the desk must see the same era.
             let f = try Fixture(dir: dir, config: config, clock: ManualClock(Date()))
-            #expect(await f.desk.decide(request("ws02"), issuer: OfflineIssuer()).bytes == [UInt8](repeating: 2, count: 900))
+            #expect(
+                await f.desk.decide(request("ws02"), issuer: OfflineIssuer()).bytes == [UInt8](repeating: 2, count: 900)
+            )
             #expect(await f.desk.decide(request("WS77.corp"), issuer: OfflineIssuer()).status == 409)
             #expect(await f.desk.decide(request("ws55"), issuer: OfflineIssuer()).status == 409)
 

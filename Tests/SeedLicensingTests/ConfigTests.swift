@@ -1,4 +1,5 @@
 import Foundation
+import SeedCore
 import SeedLicensing
 import SeedServer
 import Testing
@@ -72,5 +73,18 @@ import Testing
         #expect(s.desk.policy.inventory?.hosts == ["ws01", "ws02"])
         #expect(s.desk.policy.inventory?.mode == .reportOnly)
         #expect(s.inventoryRejected == ["bad name"])
+    }
+
+    @Test func makeDeskOpensTheLedgerAndHonoursOffline() async throws {
+        let dir = NSTemporaryDirectory() + "seedmirror-test-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try section("{}")
+        let sink = CollectingSink()
+        let (desk, ledger) = try s.makeDesk(
+            ledgerPath: dir + "/cache/ledger.sqlite", offline: true, sink: sink, logger: .discard, environment: [:])
+        let o = await desk.decide(request("ws01"), issuer: FakeIssuer())
+        #expect(o.status == 409)
+        #expect(try ledger.pendingHosts().map(\.hostKey) == ["ws01"])
+        #expect(FileManager.default.fileExists(atPath: dir + "/cache/ledger.sqlite"))
     }
 }

@@ -1,4 +1,6 @@
-import Foundation
+public import Foundation
+public import SeedCore
+public import SeedLedger
 public import SeedLicensing
 
 /// Configuration of the licensing part, from the root keys `licenses`, `policy`, `rateLimits` and
@@ -144,5 +146,27 @@ public struct LicensingSection: Sendable {
         let per = try l.double("perSeconds", default: d?.seconds ?? 3600, min: 0.001)
         try l.finish()
         return count == 0 ? nil : RateLimit(count: count, per: per)
+    }
+}
+
+extension LicensingSection {
+    /// Opens the ledger (creating its folder) and builds the desk over it, as `serve` does before the
+    /// loops start. `offline` comes from `upstream.mode`. Pending intents left by a crash are reported
+    /// to `sink` here. Test pauses come from `DeskHooks.pauseVariable` in `environment`.
+    public func makeDesk(
+        ledgerPath: String, offline: Bool, sink: any DecisionSink, logger: Logger,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> (desk: LicenseDesk, ledger: Ledger) {
+        let parent = (ledgerPath as NSString).deletingLastPathComponent
+        if !parent.isEmpty {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        }
+        let ledger = try Ledger.open(path: ledgerPath)
+        var config = desk
+        config.offline = offline
+        let desk = try LicenseDesk(
+            configuration: config, ledger: ledger, clock: SystemDeskClock(), sink: sink, logger: logger,
+            hooks: DeskHooks.fromEnvironment(environment))
+        return (desk, ledger)
     }
 }
