@@ -225,6 +225,12 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         }
     }
 
+    public func licensedHostKeys() throws(LedgerError) -> [String] {
+        try locked { () throws(LedgerError) in
+            try db.prepare("SELECT DISTINCT host_key FROM licenses").rows { $0.text(0) ?? "" }
+        }
+    }
+
     private func insertLicense(_ l: LicenseRecord, intent: Int64?) throws(LedgerError) -> LicenseRecord {
         try db.prepare(
             """
@@ -405,8 +411,10 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
 
     public func intents(in states: Set<IntentState>) throws(LedgerError) -> [IntentRecord] {
         try locked { () throws(LedgerError) in
-            try db.prepare("SELECT \(Ledger.intentColumns) FROM intents ORDER BY id").rows([], Ledger.intentRecord)
-                .filter { states.contains($0.state) }
+            let list = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ", ")
+            guard !list.isEmpty else { return [] }
+            return try db.prepare("SELECT \(Ledger.intentColumns) FROM intents WHERE state IN (\(list)) ORDER BY id")
+                .rows([], Ledger.intentRecord)
         }
     }
 

@@ -144,6 +144,8 @@ public protocol LicenseLedger: AnyObject, Sendable {
     /// Licenses not revoked and not yet expired at `now`, the latest per key.
     func activeLicenses(now: Date) throws -> [LicenseRecord]
     func licenses(hostKey: String?) throws -> [LicenseRecord]
+    /// Every host key that ever held a license (revoked or expired included), without the bytes.
+    func licensedHostKeys() throws -> [String]
     func hosts() throws -> [HostRecord]
     /// Records that a host name was seen (first/last seen, address, alias spelling).
     func noteHostSeen(key: String, alias: String?, address: String?, at: Date) throws

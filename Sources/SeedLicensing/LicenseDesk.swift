@@ -90,9 +90,9 @@ public actor LicenseDesk: LicenseDeciding {
         for i in try ledger.intents(in: [.unknown]) {
             blocked[i.key] = (i.id, i.startedAt)
         }
-        for l in try ledger.licenses(hostKey: nil) {
-            licensedHosts.insert(l.key.hostKey)
-            aliases.add(l.key.hostKey)
+        for k in try ledger.licensedHostKeys() {
+            licensedHosts.insert(k)
+            aliases.add(k)
         }
         for l in try ledger.activeLicenses(now: now) { live[l.key] = l }
         for h in try ledger.hosts() where !licensedHosts.contains(h.key) { firstSeen[h.key] = h.firstSeen }
