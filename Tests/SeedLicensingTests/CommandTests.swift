@@ -17,6 +17,13 @@ import Testing
                 "licenses", "--ledger", ledgerPath, "import", pool, "--type", "workstation",
             ])
             #expect(rc == 0)
+            // The operator action is in the audit log beside the ledger.
+            let auditFiles = try FileManager.default.contentsOfDirectory(atPath: dir + "/audit").filter {
+                $0.hasSuffix(".jsonl")
+            }
+            #expect(auditFiles.count == 1)
+            let records = try String(contentsOfFile: dir + "/audit/" + auditFiles[0], encoding: .utf8)
+            #expect(records.contains("\"event\":\"import\""))
 
             var config = Fixture.baseConfig
             config.offline = true

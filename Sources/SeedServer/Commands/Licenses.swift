@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SeedAudit
 import SeedLedger
 import SeedLicensing
 
@@ -22,7 +23,13 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
     let lifetimeOption = try args.option("--lifetime-hours")
     let export = try args.option("--export")
     guard let sub = args.positional() else { throw ConfigError(licensesUsage) }
-    let sink = PrintingDecisionSink()
+    // Operator actions go to the audit log (config's `audit`, else `audit/` beside the ledger). It is
+    // opened only after the ledger's lock is held, so a running server (the log's writer) excludes it.
+    let auditOptions =
+        config?.auditLogOptions
+        ?? AuditLogOptions(
+            directory: ((ledgerPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("audit"))
+    func operatorSink() throws -> OperatorSink { try OperatorSink(auditOptions) }
     let now = Date()
     switch sub {
     case "list":
@@ -84,8 +91,10 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
         guard let host = args.positional() else { throw ConfigError("licenses revoke needs a HOST") }
         try args.finish()
         let ledger = try Ledger.open(path: ledgerPath)
+        let sink = try operatorSink()
         let n = try LicenseOperations.revoke(
             host: host, ledger: ledger, sink: sink, now: now, operatorName: operatorName())
+        try sink.close()
         say("revoked \(n) license(s) of \(try hostKey(host)); its next request issues a new one")
         return n > 0 ? 0 : 1
     case "resolve":
@@ -94,6 +103,8 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
         }
         try args.finish()
         let ledger = try Ledger.open(path: ledgerPath)
+        let sink = try operatorSink()
+        defer { try? sink.close() }
         let r = try LicenseOperations.resolve(
             intent: id, note: note ?? "resolved by operator", ledger: ledger, sink: sink, now: now,
             operatorName: operatorName())
@@ -122,10 +133,12 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
             try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         }
         let ledger = try Ledger.open(path: ledgerPath)
+        let sink = try operatorSink()
         let report = try LicenseOperations.importPool(
             files, type: type, expiresAt: expires, lifetimeSeconds: Double(lifetimeHours) * 3600,
             minimumBytes: config?.licensing.desk.minimumLicenseBytes ?? 800,
             ledger: ledger, sink: sink, now: now, operatorName: operatorName())
+        try sink.close()
         say("imported \(report.imported.count) \(type.rawValue) license(s) into the offline pool")
         for (name, why) in report.skipped { say("  skipped \(name): \(why)") }
         return report.imported.isEmpty && !files.isEmpty ? 1 : 0
@@ -170,11 +183,22 @@ let licensesUsage = """
       bench                        measure dedup-hit decisions per second (scratch ledger in /tmp)
     """
 
-/// Prints each operator event on standard output until the audit log is wired in.
-struct PrintingDecisionSink: DecisionSink {
+/// Writes each operator event to the audit log and echoes it on standard output.
+final class OperatorSink: DecisionSink, @unchecked Sendable {
+    private let log: AuditLog
+
+    init(_ options: AuditLogOptions) throws {
+        try FileManager.default.createDirectory(atPath: options.directory, withIntermediateDirectories: true)
+        log = try AuditLog.open(options)
+    }
+
     func record(_ event: DecisionEvent) {
+        log.record(event)
         say("event \(event.kind.rawValue): \(event.reason ?? "")")
     }
+
+    /// Flushes the batch to disk; the action is not done until its record is durable.
+    func close() throws { try log.close() }
 }
 
 private func hostKey(_ host: String) throws(ConfigError) -> String {
