@@ -39,7 +39,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "SeedStore",
-            dependencies: ["SeedCore", "SeedPosix", "SeedZip", "SeedCompression", "CSeedOpenSSL"],
+            dependencies: ["SeedCore", "SeedPosix", "SeedZip", "SeedCompression", "CSeedOpenSSL", "CSeedShim"],
             swiftSettings: strict),
         .target(name: "SeedLedger", dependencies: ["SeedCore", "SeedLicensing", "CSeedSQLite"], swiftSettings: strict),
         .target(name: "SeedAudit", dependencies: ["SeedCore", "SeedPosix", "SeedLicensing", "CSeedOpenSSL"], swiftSettings: strict),
