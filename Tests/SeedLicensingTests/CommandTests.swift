@@ -46,6 +46,34 @@ import Testing
         }
     }
 
+    @Test func importsAZipOfLicenses() async throws {
+        try await withTemporaryDirectory { dir in
+            // A ZIP as the license-only API returns it, made by Python's zipfile (deflated members).
+            let script = """
+                import zipfile, sys
+                with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
+                    z.writestr("WS01.lic", bytes([1]) * 900)
+                    z.writestr("licenses/srv-db.lic", bytes([2]) * 1000)
+                    z.writestr("README.txt", "not a license")
+                """
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", "-c", script, dir + "/licenses.zip"]
+            try p.run()
+            p.waitUntilExit()
+            try #require(p.terminationStatus == 0)
+            let ledgerPath = dir + "/ledger.sqlite"
+            let rc = await SeedMirrorCLI.main([
+                "licenses", "--ledger", ledgerPath, "import", dir + "/licenses.zip", "--type", "server",
+            ])
+            #expect(rc == 0)
+            let ledger = try Ledger.open(path: ledgerPath, readOnly: true)
+            #expect(try ledger.poolLicenses().map(\.hostKey) == ["srv-db", "ws01"])
+            #expect(
+                try ledger.poolLicense(hostKey: "srv-db", type: .server)?.bytes == [UInt8](repeating: 2, count: 1000))
+        }
+    }
+
     @Test func badArgumentsFail() async {
         #expect(await SeedMirrorCLI.main(["licenses", "--ledger", "/nonexistent/l.sqlite", "list"]) == 1)
         #expect(await SeedMirrorCLI.main(["licenses", "frobnicate"]) == 1)

@@ -3,6 +3,7 @@ import Glibc
 import SeedAudit
 import SeedLedger
 import SeedLicensing
+import SeedZip
 
 /// `seed-mirror licenses list|show HOST|revoke HOST|resolve INTENT|import FILE|DIR [--type] [--expires]|pending [--export FILE]`
 ///
@@ -111,7 +112,7 @@ func runLicenses(_ args: inout Arguments) async throws -> Int32 {
         say("intent \(id) for \(r.key) resolved; the next request for it may issue")
         return 0
     case "import":
-        guard let source = args.positional() else { throw ConfigError("licenses import needs a FILE or DIR") }
+        guard let source = args.positional() else { throw ConfigError("licenses import needs a FILE, DIR or ZIP") }
         let typeWord = typeOption ?? "workstation"
         guard let type = LicenseType(word: typeWord) else {
             throw ConfigError("--type \(typeWord): expected server or workstation")
@@ -177,7 +178,7 @@ let licensesUsage = """
       show HOST                    one host: aliases, addresses, licenses, intents
       revoke HOST                  forget the host's licenses; its next request issues anew
       resolve INTENT [--note TEXT] settle an issuing call with an unknown outcome
-      import FILE|DIR [--type server|workstation] [--expires DATE] [--lifetime-hours N]
+      import FILE|DIR|ZIP [--type server|workstation] [--expires DATE] [--lifetime-hours N]
                                    add HOSTNAME.lic files to the offline pool
       pending [--export FILE]      hosts asked for offline without a pooled license
       bench                        measure dedup-hit decisions per second (scratch ledger in /tmp)
@@ -230,16 +231,13 @@ private func parseDate(_ s: String) -> Date? {
     return f.date(from: s)
 }
 
-/// Reads `HOSTNAME.lic` files from a file or a directory tree (each at most 1 MiB).
+/// Reads `HOSTNAME.lic` files from a file, a directory tree or a ZIP (each license at most 1 MiB).
 private func readPoolFiles(_ source: String) throws(ConfigError) -> [LicenseOperations.PoolFile] {
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir) else {
         throw ConfigError("\(source): no such file or directory")
     }
-    if !isDir.boolValue && source.lowercased().hasSuffix(".zip") {
-        throw ConfigError(
-            "\(source): importing a ZIP needs SeedZip's reader, not in this build; unzip it and import the folder")
-    }
+    if !isDir.boolValue && source.lowercased().hasSuffix(".zip") { return try readPoolZip(source) }
     var paths: [String] = []
     if isDir.boolValue {
         let e = FileManager.default.enumerator(atPath: source)
@@ -331,4 +329,32 @@ private func benchRequest(_ i: Int, _ variant: Int) -> LicenseRequest {
         account: "default", hostAsked: variant % 2 == 0 ? host : host.lowercased(), type: .workstation, os: "windows",
         arch: "amd64", comment: nil, clientAddress: "10.20.\(i % 1000 / 250).\(i % 250 + 1)", clientTokenName: "seeds",
         route: .cloud)
+}
+
+/// The `.lic` members of a ZIP (what the license-only API and the vendor's bulk helper produce), read
+/// with SeedZip's checked reader: unsafe names, duplicates and oversized members are refused.
+private func readPoolZip(_ path: String) throws(ConfigError) -> [LicenseOperations.PoolFile] {
+    let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    guard size <= 256 << 20 else { throw ConfigError("\(path): \(size) bytes is too large for a ZIP of licenses") }
+    guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("\(path): cannot be read") }
+    let source = ZipBytes(Array(data))
+    do {
+        let archive = try ZipArchive(
+            source: source, limits: ZipLimits(maxMembers: 1_000_000, maxTotalUncompressedBytes: 1 << 30))
+        var files: [LicenseOperations.PoolFile] = []
+        for entry in archive.entries where !entry.isDirectory && entry.name.lowercased().hasSuffix(".lic") {
+            guard entry.uncompressedSize <= 1 << 20 else {
+                throw ConfigError(
+                    "\(path): member \(entry.name) is \(entry.uncompressedSize) bytes, too large for a license")
+            }
+            files.append(.init(name: entry.name, bytes: try archive.contents(of: entry, from: source)))
+        }
+        return files
+    } catch let error as ZipError {
+        throw ConfigError("\(path): not a usable ZIP of licenses: \(error)")
+    } catch let error as ConfigError {
+        throw error
+    } catch {
+        throw ConfigError("\(path): \(error)")
+    }
 }
