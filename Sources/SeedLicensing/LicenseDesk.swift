@@ -204,7 +204,8 @@ public actor LicenseDesk: LicenseDeciding {
         let deadline = now + Double(configuration.followerTimeout.components.seconds)
         let timeout = configuration.followerTimeout
         let outcome: LicenseOutcome = await withCheckedContinuation { c in
-            switch inflight.join(key, Waiter(id: id, continuation: c), deadline: deadline) {
+            let joined = inflight.join(key, Waiter(id: id, continuation: c), deadline: deadline)
+            switch joined {
             case .follow:
                 timeouts[id] = Task { [weak self] in
                     try? await Task.sleep(for: timeout)
@@ -212,8 +213,9 @@ public actor LicenseDesk: LicenseDeciding {
                     await self?.timeOut(key, id)
                 }
             case .overloaded, .lead:
-                // `.lead` cannot happen (checked just before, no suspension since); answer busy either way.
-                if inflight.waiterCount(key) == 0 && !inflight.isInflight(key) { _ = inflight.finish(key) }
+                // `.lead` should not happen (checked just before, no suspension since). Should it, give the
+                // slot back at once rather than hold a flight nobody leads, and ask the client to retry.
+                if joined == .lead { _ = inflight.finish(key) }
                 c.resume(
                     returning: .refused(
                         status: 503, reason: "too many requests waiting for this license; retry later",
