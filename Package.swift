@@ -12,6 +12,8 @@ let package = Package(
     products: [
         .executable(name: "seed-mirror", targets: ["seed-mirror"]),
         .executable(name: "seed-cloud-sim", targets: ["seed-cloud-sim"]),
+        // For the separate fuzzing package in Fuzz/, which can only depend on products.
+        .library(name: "SeedHTTP", targets: ["SeedHTTP"]),
     ],
     targets: [
         // C modules: link the system libraries, wrap what Swift cannot import.
