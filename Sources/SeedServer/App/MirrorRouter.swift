@@ -180,7 +180,7 @@ extension MirrorEndpoint {
 func tokenParameter(_ query: String?) throws(RouteError) -> String? {
     guard let q = query, !q.isEmpty else { return nil }
     do {
-        return try formPairs(Array(q.utf8)).last(where: { $0.name == "token" })?.value
+        return try decodeFormURLEncoded(q[...]).last(where: { $0.name == "token" })?.value
     } catch {
         throw RouteError(400, "malformed query string: \(error.reason)")
     }

@@ -218,7 +218,7 @@ private func commentValue(_ value: String?, _ limits: SeedCallLimits) throws(Rou
 private func decodeQuery(_ query: String?) throws(RouteError) -> [(name: String, value: String)] {
     guard let q = query, !q.isEmpty else { return [] }
     do {
-        return try formPairs(Array(q.utf8))
+        return try decodeFormURLEncoded(q[...])
     } catch {
         throw RouteError(400, "malformed query string: \(error.reason)")
     }
@@ -227,8 +227,11 @@ private func decodeQuery(_ query: String?) throws(RouteError) -> [(name: String,
 private func decodeForm(_ request: HTTPRequest) throws(RouteError) -> [(name: String, value: String)] {
     // Parsed whatever the Content-Type says: .NET and curl send form encoding, and a body that is not
     // form-encoded fails below with a reason.
+    guard let text = String(validating: request.body, as: UTF8.self) else {
+        throw RouteError(400, "malformed form body: not valid UTF-8")
+    }
     do {
-        return try formPairs(request.body)
+        return try decodeFormURLEncoded(text[...])
     } catch {
         throw RouteError(400, "malformed form body: \(error.reason)")
     }
