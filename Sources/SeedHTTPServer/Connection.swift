@@ -124,6 +124,10 @@ final class Connection: EventHandler {
                     handle(event)
                     continue
                 }
+                if engine.hasBufferedInput {
+                    decryptAll()
+                    continue
+                }
                 if peerEOF {
                     close(reason: parser.hasPartialRequest ? "peer closed inside a request" : nil)
                     return
@@ -171,14 +175,22 @@ final class Connection: EventHandler {
     }
 
     /// Returns false when the caller should return to the loop.
-    private func stepHandshake() -> Bool {
-        switch engine.handshake() {
-        case .complete:
+    /// Runs one handshake step; on completion records the session facts and moves on to requests.
+    private func advanceHandshake() -> TLSHandshakeStatus {
+        let status = engine.handshake()
+        if case .complete = status, phase == .handshaking {
             tlsVersion = engine.protocolVersion
             tlsCipher = engine.cipherName
             server.counters.handshakesCompleted.add(1, ordering: .relaxed)
             phase = .awaitingRequest
             idleSince = now
+        }
+        return status
+    }
+
+    private func stepHandshake() -> Bool {
+        switch advanceHandshake() {
+        case .complete:
             return true
         case .wantInput:
             if engine.pendingOutputCount > 0 { return true }
@@ -209,10 +221,9 @@ final class Connection: EventHandler {
         case .bytes(let n):
             if n < loop.readBuffer.count { readable = false }
             engine.withBorrowedInput(UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<n])) {
-                if phase == .handshaking {
-                    if case .complete = engine.handshake() {} else { return }
-                }
-                decryptAll()
+                // Only the handshake step here: a failure is reported by the next stepHandshake.
+                if phase == .handshaking { _ = advanceHandshake() }
+                if phase == .awaitingRequest { decryptAll() }
             }
         case .wouldBlock:
             readable = false

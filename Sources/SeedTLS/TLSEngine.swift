@@ -211,6 +211,9 @@ public final class TLSEngine {
         return try body()
     }
 
+    /// True when received ciphertext waits for a handshake step or a read.
+    public var hasBufferedInput: Bool { !stash.isEmpty }
+
     var bufferedInputCount: Int { stash.count + (borrowed.map { $0.count - borrowedOffset } ?? 0) }
 
     fileprivate func takeInput(into destination: UnsafeMutableRawPointer, max: Int) -> Int {
