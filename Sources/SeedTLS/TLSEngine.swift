@@ -336,6 +336,33 @@ public final class TLSEngine {
 
     public var sessionReused: Bool { seed_SSL_session_reused(ssl) == 1 }
 
+    /// The client's resumable session (DER), once the server sent one; nil before.
+    public func exportSession() -> [UInt8]? {
+        guard let session = SSL_get1_session(ssl) else { return nil }
+        defer { SSL_SESSION_free(session) }
+        guard SSL_SESSION_is_resumable(session) == 1 else { return nil }
+        let n = i2d_SSL_SESSION(session, nil)
+        guard n > 0 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(n))
+        bytes.withUnsafeMutableBufferPointer { b in
+            var p: UnsafeMutablePointer<UInt8>? = b.baseAddress
+            _ = i2d_SSL_SESSION(session, &p)
+        }
+        return bytes
+    }
+
+    /// Offers a session from `exportSession()` for resumption; call before the first handshake step.
+    public func resumeSession(_ der: [UInt8]) throws(TLSError) {
+        ERR_clear_error()
+        let session: OpaquePointer? = der.withUnsafeBufferPointer { b in
+            var p: UnsafePointer<UInt8>? = b.baseAddress
+            return d2i_SSL_SESSION(nil, &p, b.count)
+        }
+        guard let session else { throw TLSError.capture("decoding a saved TLS session") }
+        defer { SSL_SESSION_free(session) }
+        guard SSL_set_session(ssl, session) == 1 else { throw TLSError.capture("offering a saved TLS session") }
+    }
+
     /// The peer certificate's serial number in upper-case hex, or nil without one.
     public var peerCertificateSerial: String? {
         guard let cert = SSL_get1_peer_certificate(ssl) else { return nil }
