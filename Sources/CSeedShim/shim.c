@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <pthread.h>
 
 int seed_shim_version(void) { return 1; }
 
@@ -101,3 +102,5 @@ int seed_set_nodelay(int fd) {
     int one = 1;
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 ? 0 : -errno;
 }
+
+void seed_set_thread_name(const char *name) { (void)pthread_setname_np(pthread_self(), name); }

@@ -423,7 +423,9 @@ final class Connection: EventHandler {
     private func pumpBody() -> Bool {
         let bufferSize = server.configuration.sendBufferBytes
         while segmentIndex < segments.count {
-            if engine.pendingOutputCount >= bufferSize { return true }
+            // Refill only once the socket took nearly everything: no compaction of a half-sent queue, and the
+            // queue never holds much more than one buffer of ciphertext.
+            if engine.pendingOutputCount > 16 * 1024 { return true }
             let segment = segments[segmentIndex]
             let remaining = segment.length - segmentOffset
             if remaining == 0 {

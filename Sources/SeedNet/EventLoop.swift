@@ -47,6 +47,7 @@ public final class EventLoop: @unchecked Sendable {
     private var timerActions: [UInt64: () -> Void] = [:]
     private var nextTimerID: UInt64 = 1
     private var threadID: pthread_t?
+    private var threadName: String?
     private let finished = Mutex<[@Sendable () -> Void]?>([])
     /// The time at the start of the current loop turn (monotonic ns); cheap to read from handlers.
     public private(set) var now: Int64 = monotonicNanoseconds()
@@ -239,7 +240,7 @@ public final class EventLoop: @unchecked Sendable {
         let thread = Thread { [self] in
             self.run()
         }
-        thread.name = name
+        threadName = name
         thread.stackSize = 8 << 20
         thread.start()
     }
@@ -247,6 +248,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs the loop on the calling thread until `stop()`.
     public func run() {
         threadID = pthread_self()
+        if let name = threadName { seed_set_thread_name(String(name.prefix(15))) }
         let capacity = 256
         let events = UnsafeMutableRawPointer.allocate(byteCount: capacity * seed_epoll_event_size(), alignment: 8)
         defer { events.deallocate() }

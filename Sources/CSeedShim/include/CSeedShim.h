@@ -59,5 +59,8 @@ int64_t seed_monotonic_ns(void);
 /// Sets TCP_NODELAY on a socket; returns 0 or -errno.
 int seed_set_nodelay(int fd);
 
+/// Names the calling thread (15 characters at most), for ps/top/perf.
+void seed_set_thread_name(const char *name);
+
 int seed_shim_version(void);
 #endif
