@@ -27,10 +27,10 @@ enum TransportFixtures {
         return d
     }()
     static let certificates: TransportTestCertificates = {
-        try! TransportTestCertificates.make(in: directory + "/certs-a", serial: 0x1001)
+        try! TransportTestCertificates.make(in: directory + "/certs-a")
     }()
     static let otherCertificates: TransportTestCertificates = {
-        try! TransportTestCertificates.make(in: directory + "/certs-b", serial: 0x2002)
+        try! TransportTestCertificates.make(in: directory + "/certs-b")
     }()
     static let clientContext: TLSClientContext = { try! TLSClientContext(caFile: certificates.caFile) }()
 
