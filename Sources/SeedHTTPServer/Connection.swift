@@ -259,24 +259,22 @@ final class Connection: EventHandler {
         var failure: Int32?
         var total = 0
         engine.withPendingOutput { pending in
-            var sent = 0
-            while sent < pending.count {
-                switch Socket.write(fd, UnsafeRawBufferPointer(rebasing: pending[sent...])) {
-                case .bytes(let n): sent += n
+            while total < pending.count {
+                switch Socket.write(fd, UnsafeRawBufferPointer(rebasing: pending[total...])) {
+                case .bytes(let n): total += n
                 case .wouldBlock:
                     writable = false
-                    return sent
+                    return total
                 case .failed(let e):
                     failure = e
-                    return sent
+                    return total
                 case .endOfFile:
-                    return sent
+                    return total
                 }
             }
-            total = sent
-            return sent
+            return total
         }
-        if total > 0 || failure == nil {
+        if total > 0 {
             lastWriteProgress = now
             server.counters.bytesSent.add(UInt64(total), ordering: .relaxed)
         }

@@ -363,7 +363,7 @@ public final class TLSEngine {
         guard SSL_set_session(ssl, session) == 1 else { throw TLSError.capture("offering a saved TLS session") }
     }
 
-    /// The peer certificate's serial number in upper-case hex, or nil without one.
+    /// The peer certificate's serial number in upper-case hex without leading zeros, or nil without one.
     public var peerCertificateSerial: String? {
         guard let cert = SSL_get1_peer_certificate(ssl) else { return nil }
         defer { X509_free(cert) }
@@ -371,7 +371,8 @@ public final class TLSEngine {
         defer { BN_free(bn) }
         guard let hex = BN_bn2hex(bn) else { return nil }
         defer { CRYPTO_free(hex, #fileID, #line) }
-        return String(cString: hex)
+        let text = String(cString: hex).drop { $0 == "0" }
+        return text.isEmpty ? "0" : String(text)
     }
 
     /// True when the peer certificate carries `name` as a DNS SAN, or as an IP SAN for an address.
