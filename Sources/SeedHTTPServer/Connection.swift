@@ -81,8 +81,12 @@ final class Connection: EventHandler {
     }
 
     func handleEvents(_ events: UInt32) {
-        if events & (EpollEvents.error | EpollEvents.hangup) != 0, phase == .handling || streamPulling {
-            close(reason: "peer reset while the response was being prepared")
+        // A client that leaves while its answer is still being prepared (deferred work or a stream waiting on
+        // upstream) is noticed here; nothing else would wake this connection. Cancelling releases upstream work.
+        if events & (EpollEvents.error | EpollEvents.hangup | EpollEvents.readHangup) != 0,
+            phase == .handling || streamPulling
+        {
+            close(reason: "client left while the response was being prepared")
             return
         }
         if events & (EpollEvents.input | EpollEvents.readHangup | EpollEvents.error | EpollEvents.hangup) != 0 {
@@ -476,6 +480,8 @@ final class Connection: EventHandler {
                 }
                 if streamPulling { return false }
                 streamPulling = true
+                // A producer that delivers nothing for as long as a stalled client would be allowed is cut off too.
+                setDeadline(now + timeouts.writeStall.nanoseconds, .writeStall)
                 let bound = LoopBound(value: self)
                 let eventLoop = loop.eventLoop
                 let maxBytes = Int(min(remaining, UInt64(bufferSize)))
@@ -624,7 +630,10 @@ final class Connection: EventHandler {
         case .idle, .linger:
             close(reason: nil)
         case .writeStall:
-            if phase == .sending || engine.pendingOutputCount > 0 {
+            if streamPulling {
+                server.logger.warning("body stream delivered nothing in time; closing", [("client.address", peerAddress)])
+                close(reason: nil)
+            } else if phase == .sending || engine.pendingOutputCount > 0 {
                 server.logger.info("closing a stalled download", [("client.address", peerAddress)])
                 close(reason: nil)
             }

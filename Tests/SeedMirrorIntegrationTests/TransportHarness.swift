@@ -82,6 +82,15 @@ final class PatternStream: BodyStream {
     func cancel() { cancelled.store(true, ordering: .relaxed) }
 }
 
+/// A stream that never delivers: it records that it was pulled and whether the server cancelled it.
+final class HangingStream: BodyStream {
+    static let last = Mutex<HangingStream?>(nil)
+    let pulled = Atomic<Bool>(false)
+    let cancelled = Atomic<Bool>(false)
+    func pull(maxBytes: Int, _ deliver: @escaping @Sendable (BodyChunk) -> Void) { pulled.store(true, ordering: .relaxed) }
+    func cancel() { cancelled.store(true, ordering: .relaxed) }
+}
+
 /// The trivial application the transport tests run: /healthz, file bodies, echo, deferred and streamed answers.
 struct TransportTestHandler: HTTPHandler {
     let files: [String: SharedFile]
@@ -99,6 +108,10 @@ struct TransportTestHandler: HTTPHandler {
             }
         case "/stream":
             return .response(Response(status: 200, body: ResponseBody([.stream(PatternStream(total: 100_000), length: 100_000)])))
+        case "/hanging":
+            let stream = HangingStream()
+            HangingStream.last.withLock { $0 = stream }
+            return .response(Response(status: 200, body: ResponseBody([.bytes([1, 2, 3]), .stream(stream, length: 10)])))
         case "/context":
             return .response(.text(200, "\(context.tlsVersion) \(context.tlsCipher) \(context.clientAddress)"))
         default:

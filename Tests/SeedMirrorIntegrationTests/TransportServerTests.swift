@@ -154,6 +154,35 @@ import Testing
         }
     }
 
+    @Test func aClientLeavingMidStreamCancelsTheStream() async throws {
+        try await withTransportServer(configure: { $0.timeouts.writeStall = .milliseconds(800) }) { s in
+            try await onThread {
+                let c = try s.client()
+                try c.send("GET /hanging HTTP/1.1\r\nHost: x\r\n\r\n")
+                let head = try c.readHead()
+                #expect(head.status == 200 && head.header("Content-Length") == "13")
+                c.close()
+            }
+            let stream = try #require(HangingStream.last.withLock { $0 })
+            let pulled = stream.pulled.load(ordering: .relaxed)
+            #expect(pulled)
+            #expect(await eventually(3) { stream.cancelled.load(ordering: .relaxed) })
+            #expect(await eventually(3) { s.server.stats.openConnections == 0 })
+
+            // A producer that never delivers is cut off after the stall timeout while the client waits.
+            let closed = try await onThread {
+                let c = try s.client(timeout: 5)
+                try c.send("GET /hanging HTTP/1.1\r\nHost: x\r\n\r\n")
+                _ = try c.readHead()
+                return try c.waitForClose()
+            }
+            #expect(closed)
+            let second = try #require(HangingStream.last.withLock { $0 })
+            let cancelled = second.cancelled.load(ordering: .relaxed)
+            #expect(cancelled && second !== stream)
+        }
+    }
+
     @Test func limitsAnswerWithStatusAndReason() async throws {
         try await withTransportServer(configure: {
             $0.limits.maxHeadBytes = 2048
