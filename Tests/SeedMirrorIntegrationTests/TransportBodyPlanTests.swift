@@ -7,7 +7,7 @@ import Testing
 @Suite struct TransportBodyPlanTests {
     static let file: SharedFile = {
         let path = TransportFixtures.directory + "/plan.bin"
-        FileManager.default.createFile(atPath: path, contents: Data((0..<100).map { UInt8($0) }))
+        _ = FileManager.default.createFile(atPath: path, contents: Data((0..<100).map { UInt8($0) }))
         return try! SharedFile(openingForReading: path)
     }()
 
