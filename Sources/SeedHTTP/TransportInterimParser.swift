@@ -18,8 +18,7 @@ public struct RequestParser: Sendable {
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) { buffer.append(contentsOf: bytes) }
 
-    public var hasPartialRequest: Bool { !buffer.isEmpty || head != nil }
-    public var isReadingBody: Bool { head != nil }
+    public var bufferedByteCount: Int { buffer.count }
 
     public mutating func next() -> ParseEvent? {
         if failed { return nil }
@@ -137,8 +136,14 @@ public enum RangeResult: Sendable, Equatable {
     case unsatisfiable
 }
 
-public func evaluateRange(_ header: String, length: UInt64) -> RangeResult {
-    guard header.hasPrefix("bytes="), !header.contains(",") else { return .full }
+public func ifRangeMatches(_ ifRange: String?, etag: String?) -> Bool {
+    guard let ifRange else { return true }
+    guard let etag, etag.hasPrefix("\""), ifRange.hasPrefix("\"") else { return false }
+    return ifRange == etag
+}
+
+public func evaluateRange(_ header: String?, length: UInt64) -> RangeResult {
+    guard let header, header.hasPrefix("bytes="), !header.contains(",") else { return .full }
     let spec = header.dropFirst(6)
     guard let dash = spec.firstIndex(of: "-") else { return .full }
     let a = spec[..<dash]

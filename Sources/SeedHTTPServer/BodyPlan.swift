@@ -30,17 +30,10 @@ enum BodyPlan {
         case unsatisfiable
     }
 
-    /// What to answer for `Range`/`If-Range` against a response that accepts ranges. `If-Range` must match the
-    /// strong `ETag` (or `Last-Modified`) exactly, otherwise the whole body is sent (RFC 9110 §13.1.5).
-    static func rangeAnswer(
-        range: String?, ifRange: String?, etag: String?, lastModified: String?, length: UInt64
-    ) -> RangeAnswer {
-        guard let range else { return .full }
-        if let ifRange {
-            let matchesETag = etag.map { !$0.hasPrefix("W/") && $0 == ifRange } ?? false
-            let matchesDate = lastModified.map { $0 == ifRange } ?? false
-            if !matchesETag && !matchesDate { return .full }
-        }
+    /// What to answer for `Range`/`If-Range` against a response that accepts ranges. `If-Range` must be the
+    /// current strong `ETag`, otherwise the whole body is sent (RFC 9110 §13.1.5, strong comparison only).
+    static func rangeAnswer(range: String?, ifRange: String?, etag: String?, length: UInt64) -> RangeAnswer {
+        guard range != nil, ifRangeMatches(ifRange, etag: etag) else { return .full }
         switch evaluateRange(range, length: length) {
         case .full: return .full
         case .partial(let s, let e): return .partial(start: s, end: e)

@@ -37,6 +37,8 @@ final class Connection: EventHandler {
     private var deadlineKind = DeadlineKind.handshake
     private var timerArmedAt: Int64?
     private var timer: TimerID?
+    /// Bytes of a request not yet answered have arrived (a partial head, a body in progress, or pipelined).
+    private var requestBytesPending = false
     private var headStart: Int64?
     private var bodyStart: Int64?
     private var idleSince: Int64 = 0
@@ -133,10 +135,10 @@ final class Connection: EventHandler {
                     continue
                 }
                 if peerEOF {
-                    close(reason: parser.hasPartialRequest ? "peer closed inside a request" : nil)
+                    close(reason: requestBytesPending ? "peer closed inside a request" : nil)
                     return
                 }
-                if shutdownPending && !parser.hasPartialRequest {
+                if shutdownPending && !requestBytesPending {
                     close(reason: nil)
                     return
                 }
@@ -244,7 +246,10 @@ final class Connection: EventHandler {
         while true {
             switch engine.read(into: loop.plainBuffer) {
             case .bytes(let n):
-                if headStart == nil && !parser.hasPartialRequest { headStart = now }
+                if !requestBytesPending {
+                    requestBytesPending = true
+                    headStart = now
+                }
                 parser.append(UnsafeRawBufferPointer(rebasing: loop.plainBuffer[0..<n]))
             case .wantInput:
                 return
@@ -298,6 +303,7 @@ final class Connection: EventHandler {
     private func handle(_ event: ParseEvent) {
         switch event {
         case .continueExpected:
+            bodyStart = now
             let line: StaticString = "HTTP/1.1 100 Continue\r\n\r\n"
             writePlain(UnsafeRawBufferPointer(start: line.utf8Start, count: line.utf8CodeUnitCount))
         case .error(let error):
@@ -309,7 +315,9 @@ final class Connection: EventHandler {
             closeAfterResponse = true
             startResponse(Response.text(error.status, error.reason), method: "GET", request: nil)
         case .request(let request):
-            headStart = nil
+            // What is still buffered belongs to the next (pipelined) request; its clock starts now.
+            requestBytesPending = parser.bufferedByteCount > 0
+            headStart = requestBytesPending ? now : nil
             bodyStart = nil
             dispatch(request)
         }
@@ -364,7 +372,7 @@ final class Connection: EventHandler {
                 let total = body.length
                 let answer = BodyPlan.rangeAnswer(
                     range: request.headers["Range"], ifRange: request.headers["If-Range"],
-                    etag: response.headers["ETag"], lastModified: response.headers["Last-Modified"], length: total)
+                    etag: response.headers["ETag"], length: total)
                 switch answer {
                 case .full: break
                 case .partial(let s, let e):
@@ -570,7 +578,7 @@ final class Connection: EventHandler {
         shutdownPending = true
         switch phase {
         case .handshaking: close(reason: nil)
-        case .awaitingRequest where !parser.hasPartialRequest: close(reason: nil)
+        case .awaitingRequest where !requestBytesPending: close(reason: nil)
         case .lingering: close(reason: nil)
         default: closeAfterResponse = true
         }
@@ -579,11 +587,13 @@ final class Connection: EventHandler {
     // MARK: deadlines
 
     private func armRequestDeadline() {
-        if parser.isReadingBody {
+        // The parser moves body bytes out of its buffer as they arrive, but keeps a head until it is complete:
+        // so nothing buffered while a request is pending means its body is being received.
+        if requestBytesPending && (bodyStart != nil || parser.bufferedByteCount == 0) {
             let start = bodyStart ?? now
             bodyStart = start
             setDeadline(start + timeouts.requestBody.nanoseconds, .body)
-        } else if parser.hasPartialRequest {
+        } else if requestBytesPending {
             let start = headStart ?? now
             headStart = start
             setDeadline(start + timeouts.requestHead.nanoseconds, .head)

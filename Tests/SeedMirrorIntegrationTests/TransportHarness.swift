@@ -47,7 +47,7 @@ enum TransportFixtures {
             block[i] = UInt8(truncatingIfNeeded: x)
         }
         let exists = FileManager.default.fileExists(atPath: path)
-        let out = exists ? nil : FileHandle(forWritingAtPath: { FileManager.default.createFile(atPath: path, contents: nil); return path }())
+        let out = exists ? nil : FileHandle(forWritingAtPath: { _ = FileManager.default.createFile(atPath: path, contents: nil); return path }())
         for i in 0..<megabytes {
             block[0] = UInt8(truncatingIfNeeded: i)
             block[1] = UInt8(truncatingIfNeeded: i >> 8)
