@@ -62,5 +62,10 @@ int seed_set_nodelay(int fd);
 /// Names the calling thread (15 characters at most), for ps/top/perf.
 void seed_set_thread_name(const char *name);
 
+// syncfs(2) is a GNU extension hidden without _GNU_SOURCE; SeedStore uses it to make a batch of blobs
+// durable with one call before renaming them into place.
+extern int syncfs(int fd);
+static inline int seed_syncfs(int fd) { return syncfs(fd); }
+
 int seed_shim_version(void);
 #endif
