@@ -51,4 +51,17 @@ final class LoopRecorder: Sendable {
         loop.stop()
         await withCheckedContinuation { c in loop.whenStopped { c.resume() } }
     }
+
+    @Test func stoppedLoopsGiveBackTheirDescriptors() async throws {
+        let before = eventDescriptors()
+        for i in 0..<100 {
+            let loop = try EventLoop(index: i)
+            loop.start(name: "test-loop")
+            loop.stop()
+            await withCheckedContinuation { c in loop.whenStopped { c.resume() } }
+        }
+        // Each leaked loop would keep an epoll and an eventfd descriptor (200 in all); other suites' servers
+        // starting meanwhile account for a handful at most.
+        #expect(await eventually(2) { eventDescriptors() - before < 20 })
+    }
 }

@@ -175,6 +175,42 @@ func openFileDescriptorCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
 }
 
+/// Open descriptors of this process that are TCP sockets with `port` at either end (found through the
+/// socket inode in /proc/self/fd and /proc/net/tcp{,6}). Other tests' sockets never count.
+func socketDescriptors(port: UInt16) -> Int {
+    var inodes = Set<String>()
+    let hexPort = String(format: ":%04X", port)
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        // /proc files report size 0: read until EOF rather than trusting a length.
+        guard let handle = FileHandle(forReadingAtPath: table) else { continue }
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        try? handle.close()
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count > 9 else { continue }
+            if f[1].hasSuffix(hexPort) || f[2].hasSuffix(hexPort) { inodes.insert(String(f[9])) }
+        }
+    }
+    let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    var count = 0
+    for fd in fds {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + fd),
+            target.hasPrefix("socket:[")
+        else { continue }
+        if inodes.contains(String(target.dropFirst(8).dropLast())) { count += 1 }
+    }
+    return count
+}
+
+/// Open epoll and eventfd descriptors of this process.
+func eventDescriptors() -> Int {
+    let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return fds.filter { fd in
+        let t = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + fd)) ?? ""
+        return t == "anon_inode:[eventpoll]" || t == "anon_inode:[eventfd]"
+    }.count
+}
+
 func residentKilobytes() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
     for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {

@@ -353,24 +353,32 @@ import Testing
     }
 
     @Test func descriptorsReturnToTheStartingCount() async throws {
-        let baseline = openFileDescriptorCount()
+        // Counted per port through /proc/self/fd, so servers of other suites running in parallel do not matter.
+        var ports: [UInt16] = []
         try await withTransportServer(configure: { $0.listeners.append(ListenAddress(host: "::1", port: 0)) }) { s in
-            let running = openFileDescriptorCount()
             #expect(s.addresses.count == 2 && s.addresses.allSatisfy { $0.port != 0 })
+            ports = s.addresses.map(\.port)
+            let v4port = s.port
             let v6port = s.addresses[1].port
+            // Two loops, each with its own SO_REUSEPORT socket per listener.
+            #expect(socketDescriptors(port: v4port) == 2 && socketDescriptors(port: v6port) == 2)
             try await onThread {
+                var kept: [TLSTestClient] = []
                 for i in 0..<20 {
                     let c = i % 2 == 0
                         ? try s.client()
                         : try TLSTestClient(host: "::1", port: v6port, context: TransportFixtures.clientContext)
                     #expect(try c.request("GET", i % 4 == 1 ? "/context" : "/healthz").status == 200)
-                    if i % 3 == 0 { c.close() }
+                    if i % 3 == 0 { c.close() } else { kept.append(c) }
                 }
+                // Server side plus client side of every open connection, plus the listeners.
+                #expect(socketDescriptors(port: v4port) + socketDescriptors(port: v6port) == 4 + 2 * kept.count)
+                for c in kept { c.close() }
             }
             #expect(await eventually(3) { s.server.stats.openConnections == 0 })
-            #expect(await eventually(2) { openFileDescriptorCount() == running })
+            #expect(await eventually(2) { socketDescriptors(port: v4port) == 2 && socketDescriptors(port: v6port) == 2 })
         }
-        #expect(await eventually(2) { openFileDescriptorCount() == baseline })
+        #expect(ports.allSatisfy { socketDescriptors(port: $0) == 0 })
     }
 
     @Test func shutdownLetsRunningResponsesFinish() async throws {
