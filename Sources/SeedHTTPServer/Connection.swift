@@ -364,40 +364,28 @@ final class Connection: EventHandler {
     private func startResponse(_ response: Response, method: String, request: HTTPRequest?) {
         var status = response.status
         var body = response.body
-        var headers = HTTPHeaders()
         var contentRange: String?
-        if response.acceptsRanges && body.isSliceable {
-            headers.add("Accept-Ranges", "bytes")
-            if status == 200, let request, method == "GET" || method == "HEAD" {
-                let total = body.length
-                let answer = BodyPlan.rangeAnswer(
-                    range: request.headers["Range"], ifRange: request.headers["If-Range"],
-                    etag: response.headers["ETag"], length: total)
-                switch answer {
-                case .full: break
-                case .partial(let s, let e):
-                    status = 206
-                    body = ResponseBody(BodyPlan.slice(body.segments, start: s, count: e - s + 1))
-                    contentRange = "bytes \(s)-\(e)/\(total)"
-                case .unsatisfiable:
-                    status = 416
-                    body = .empty
-                    contentRange = "bytes */\(total)"
-                }
+        let acceptsRanges = response.acceptsRanges && body.isSliceable
+        if acceptsRanges, status == 200, let request, method == "GET" || method == "HEAD" {
+            let total = body.length
+            let answer = BodyPlan.rangeAnswer(
+                range: request.headers["Range"], ifRange: request.headers["If-Range"],
+                etag: response.headers["ETag"], length: total)
+            switch answer {
+            case .full: break
+            case .partial(let s, let e):
+                status = 206
+                body = ResponseBody(BodyPlan.slice(body.segments, start: s, count: e - s + 1))
+                contentRange = "bytes \(s)-\(e)/\(total)"
+            case .unsatisfiable:
+                status = 416
+                body = .empty
+                contentRange = "bytes */\(total)"
             }
         }
         if response.closeConnection { closeAfterResponse = true }
-        for field in response.headers.fields {
-            switch field.name.lowercased() {
-            case "content-length", "transfer-encoding", "connection", "date": continue
-            default: headers.add(field.name, field.value)
-            }
-        }
-        if let contentRange { headers.add("Content-Range", contentRange) }
         let bodyAllowed = status >= 200 && status != 204 && status != 304
-        if bodyAllowed { headers.add("Content-Length", "\(body.length)") }
-        headers.add("Date", loop.httpDate)
-        if closeAfterResponse { headers.add("Connection", "close") }
+        let contentLength = body.length
         responseStatus = status
         if method == "HEAD" || !bodyAllowed {
             cancelStreams(body.segments)
@@ -405,8 +393,29 @@ final class Connection: EventHandler {
         }
         responseBodyBytes = body.length
 
+        // The handler's fields go through SeedHTTP's sanitizing encoder; fields the server owns are dropped
+        // from that set and appended directly (fixed names, numbers and the cached date need no sanitizing).
+        var handlerHeaders = response.headers
+        if handlerHeaders.fields.contains(where: { isServerOwnedField($0.name) }) {
+            handlerHeaders = HTTPHeaders(handlerHeaders.fields.filter { !isServerOwnedField($0.name) })
+        }
         loop.headBuffer.removeAll(keepingCapacity: true)
-        encodeResponseHead(status: status, headers: headers, into: &loop.headBuffer)
+        encodeResponseHead(status: status, headers: handlerHeaders, into: &loop.headBuffer)
+        loop.headBuffer.removeLast(2)  // reopen the head after the handler's fields
+        if acceptsRanges { loop.headBuffer.append(contentsOf: "Accept-Ranges: bytes\r\n".utf8) }
+        if let contentRange {
+            loop.headBuffer.append(contentsOf: "Content-Range: ".utf8)
+            loop.headBuffer.append(contentsOf: contentRange.utf8)
+            loop.headBuffer.append(contentsOf: "\r\n".utf8)
+        }
+        if bodyAllowed {
+            loop.headBuffer.append(contentsOf: "Content-Length: ".utf8)
+            appendDecimal(contentLength, to: &loop.headBuffer)
+            loop.headBuffer.append(contentsOf: "\r\n".utf8)
+        }
+        loop.appendDateField(to: &loop.headBuffer)
+        if closeAfterResponse { loop.headBuffer.append(contentsOf: "Connection: close\r\n".utf8) }
+        loop.headBuffer.append(contentsOf: "\r\n".utf8)
         // Head and a small in-memory body go out in one TLS record.
         var rest = body.segments[...]
         while let first = rest.first, case .bytes(let b) = first, loop.headBuffer.count + b.count <= 16 * 1024 {
@@ -686,6 +695,39 @@ final class Connection: EventHandler {
     }
 
     deinit { sendBuffer?.deallocate() }
+}
+
+/// Content-Length, Transfer-Encoding, Connection and Date are the server's to set, compared without allocating.
+func isServerOwnedField(_ name: String) -> Bool {
+    func equalsLowercase(_ name: String, _ lower: StaticString) -> Bool {
+        let n = name.utf8
+        guard n.count == lower.utf8CodeUnitCount else { return false }
+        var p = lower.utf8Start
+        for byte in n {
+            let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            if folded != p.pointee { return false }
+            p += 1
+        }
+        return true
+    }
+    switch name.utf8.count {
+    case 4: return equalsLowercase(name, "date")
+    case 10: return equalsLowercase(name, "connection")
+    case 14: return equalsLowercase(name, "content-length")
+    case 17: return equalsLowercase(name, "transfer-encoding")
+    default: return false
+    }
+}
+
+func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
+    var divisor: UInt64 = 1
+    while divisor <= value / 10 { divisor *= 10 }
+    var rest = value
+    while divisor > 0 {
+        out.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+        rest %= divisor
+        divisor /= 10
+    }
 }
 
 /// Lets a request cross to a detached task and back; only read on the owning loop.

@@ -134,7 +134,7 @@ final class ServerLoop: @unchecked Sendable {
     /// Response heads (and small bodies coalesced with them) are encoded here.
     var headBuffer: [UInt8] = []
     private var dateSecond = -1
-    private var dateValue = ""
+    private var dateField: [UInt8] = []
 
     init(index: Int, server: HTTPSServer) throws {
         eventLoop = try EventLoop(index: index)
@@ -153,8 +153,8 @@ final class ServerLoop: @unchecked Sendable {
         listeners.append(l)
     }
 
-    /// The IMF-fixdate for the current second, cached per loop.
-    var httpDate: String {
+    /// Appends `Date: <IMF-fixdate>\r\n`; the text is formatted once per second per loop.
+    func appendDateField(to out: inout [UInt8]) {
         var t = time(nil)
         if Int(t) != dateSecond {
             dateSecond = Int(t)
@@ -162,9 +162,9 @@ final class ServerLoop: @unchecked Sendable {
             gmtime_r(&t, &parts)
             var text = [CChar](repeating: 0, count: 64)
             let n = strftime(&text, text.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
-            dateValue = String(decoding: text[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            dateField = Array("Date: ".utf8) + text[0..<n].map { UInt8(bitPattern: $0) } + [13, 10]
         }
-        return dateValue
+        out.append(contentsOf: dateField)
     }
 
     func accepted(_ a: Socket.Accepted) {

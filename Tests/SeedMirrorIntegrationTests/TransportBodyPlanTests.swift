@@ -62,4 +62,18 @@ import Testing
             BodyPlan.rangeAnswer(range: "bytes=1000-", ifRange: nil, etag: nil, length: len)
                 == .unsatisfiable)
     }
+
+    @Test func serverOwnedFieldsAndDecimalFormatting() {
+        for name in ["Content-Length", "content-length", "CONNECTION", "Date", "Transfer-Encoding"] {
+            #expect(isServerOwnedField(name), "\(name)")
+        }
+        for name in ["Content-Type", "Dated", "ETag", "Connectio", "content-lengtH2", ""] {
+            #expect(!isServerOwnedField(name), "\(name)")
+        }
+        for value: UInt64 in [0, 1, 9, 10, 99, 100, 12345, 1 << 40, UInt64.max] {
+            var out: [UInt8] = []
+            appendDecimal(value, to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == String(value))
+        }
+    }
 }
