@@ -211,7 +211,16 @@ func eventDescriptors() -> Int {
     }.count
 }
 
+private let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+    guard let symbol = dlsym(nil, "malloc_trim") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+}()
+
+/// Resident set size in KiB, after handing freed heap memory back to the kernel so that memory earlier
+/// tests freed cannot hide growth.
 func residentKilobytes() -> Int {
+    // malloc_trim is not in the Glibc module map; look it up once through the default symbol scope.
+    if let trim = mallocTrim { _ = trim(0) }
     guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
     for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
         return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1

@@ -28,7 +28,7 @@ private let idleClientScript = """
 // Part of the serialized transport suite: RSS is only meaningful while no other transport test runs.
 extension TransportServerTests {
     @Test func idleTLSConnectionsHoldNoBuffers() async throws {
-        let count = 2000
+        let count = 3000
         let script = TransportFixtures.directory + "/idle-clients.py"
         try idleClientScript.write(toFile: script, atomically: true, encoding: .utf8)
         try await withTransportServer(configure: { $0.eventLoops = 1 }) { s in
@@ -54,9 +54,10 @@ extension TransportServerTests {
             let after = residentKilobytes()
             let perConnection = Double(after - before) * 1024 / Double(count)
             print("idle TLS connection costs \(Int(perConnection)) bytes of server RSS")
-            // OpenSSL 3.0's own SSL object is ~9 KB bare and ~14.5 KB after a TLS 1.3 handshake; everything the
-            // transport adds (connection, engine queues, parser) must stay a small share of that: no buffers.
-            #expect(perConnection < 17_000, "\(Int(perConnection)) bytes per idle connection")
+            // OpenSSL 3.0's own SSL object is ~9 KB bare and ~14.5 KB after a TLS 1.3 handshake; the transport adds
+            // ~1.5 KB (connection, engine, parser) and no buffers: the smallest one it could leak (a 4 KiB queue, a
+            // 17 KiB record buffer, the 256 KiB send buffer) would break this bound. Slack covers other suites.
+            #expect(perConnection < 19_000, "\(Int(perConnection)) bytes per idle connection")
             try input.fileHandleForWriting.close()
             process.waitUntilExit()
             try output.fileHandleForReading.close()

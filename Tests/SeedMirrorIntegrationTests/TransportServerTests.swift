@@ -298,7 +298,9 @@ import Testing
                 let head = try c.readHead()
                 #expect(head.status == 200)
                 Thread.sleep(forTimeInterval: 5)  // stop reading
-                peak.withLock { $0 = max($0, residentKilobytes()) }
+                let paused = residentKilobytes()
+                print("RSS while the client pauses: \(paused) KiB")
+                peak.withLock { $0 = max($0, paused) }
                 let hasher = SHA256Hasher()
                 var got: UInt64 = 0
                 let total = UInt64(head.header("Content-Length") ?? "0") ?? 0
@@ -315,7 +317,7 @@ import Testing
             #expect(count == 200 << 20)
             #expect(digest == file.sha256)
             let growth = peak.withLock { $0 } - before
-            print("200 MB download to a stalling client grew RSS by \(growth) KiB")
+            print("200 MB download to a stalling client grew RSS by \(growth) KiB (from \(before) KiB)")
             #expect(growth < 10 * 1024, "server RSS grew by \(growth) KiB")
         }
     }
