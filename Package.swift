@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "SeedAudit", dependencies: ["SeedCore", "SeedPosix", "SeedLicensing", "CSeedOpenSSL"], swiftSettings: strict),
         .target(
             name: "SeedUpstream",
-            dependencies: ["SeedCore", "SeedPosix", "SeedTLS", "SeedHTTP"],
+            dependencies: ["SeedCore", "SeedPosix", "SeedTLS", "SeedHTTP", "CSeedOpenSSL", "CSeedShim"],
             swiftSettings: strict),
 
         // Composition root and executables.
@@ -54,6 +54,8 @@ let package = Package(
             dependencies: [
                 "SeedCore", "SeedPosix", "SeedHTTP", "SeedTLS", "SeedNet", "SeedHTTPServer", "SeedZip",
                 "SeedStore", "SeedLicensing", "SeedLedger", "SeedAudit", "SeedUpstream",
+                // The cloud simulator (Simulator/) writes ZIPs and serves TLS itself.
+                "CSeedOpenSSL", "CSeedZlib",
             ],
             swiftSettings: strict),
         .executableTarget(name: "seed-mirror", dependencies: ["SeedServer"], swiftSettings: strict),
@@ -79,7 +81,9 @@ let package = Package(
         .testTarget(name: "SeedAuditTests", dependencies: ["SeedAudit", "SeedTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SeedMirrorIntegrationTests",
-            dependencies: ["SeedServer", "SeedTestSupport", "SeedHTTPServer", "SeedTLS", "SeedHTTP", "SeedZip"],
+            dependencies: [
+                "SeedServer", "SeedTestSupport", "SeedHTTPServer", "SeedTLS", "SeedHTTP", "SeedZip", "SeedUpstream",
+            ],
             swiftSettings: strict),
     ]
 )
