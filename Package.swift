@@ -67,7 +67,7 @@ let package = Package(
         // Tests.
         .target(
             name: "SeedTestSupport",
-            dependencies: ["SeedCore", "SeedPosix", "SeedTLS", "SeedHTTP", "SeedServer"],
+            dependencies: ["SeedCore", "SeedPosix", "SeedTLS", "SeedHTTP", "SeedServer", "SeedUpstream"],
             path: "Tests/SeedTestSupport",
             swiftSettings: strict),
         .testTarget(name: "SeedHTTPTests", dependencies: ["SeedHTTP"], swiftSettings: strict),

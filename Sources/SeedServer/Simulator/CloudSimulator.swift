@@ -61,7 +61,8 @@ public struct SimulatorCounts: Sendable, Equatable, Codable {
     public var packageTransfers: Int = 0
     /// Licenses newly issued (re-deliveries within the lifetime are not counted).
     public var licensesIssued: Int = 0
-    /// Newly issued licenses per host key: lowercase short name when known, else `hash:HASH`.
+    /// Newly issued licenses per host: lowercase short name when the simulator has seen it (download route),
+    /// else `hash:HASH` (portal route only). One host is one key whichever route it came by.
     public var issuedByHost: [String: Int] = [:]
     /// Licenses delivered again within their lifetime.
     public var licensesRedelivered: Int = 0
@@ -95,6 +96,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
 
     struct State {
         var counts = SimulatorCounts()
+        var issuedByHash: [String: Int] = [:]
         var licenses: [String: License] = [:]  // by host hash
         var names: [String: String] = [:]  // hash -> lowercase short name
         var serial = 0
@@ -123,12 +125,18 @@ public final class CloudSimulator: HTTPHandler, Sendable {
 
     // MARK: Test and control API
 
-    public var counts: SimulatorCounts { state.withLock { $0.counts } }
+    public var counts: SimulatorCounts {
+        state.withLock { s in
+            var c = s.counts
+            for (hash, n) in s.issuedByHash { c.issuedByHost[s.names[hash] ?? "hash:\(hash)"] = n }
+            return c
+        }
+    }
 
     /// Newly issued licenses for `host` (short name, any case; domain part ignored).
     public func issued(host: String) -> Int {
         let key = hostHash(shortName(host))
-        return state.withLock { s in s.counts.issuedByHost[s.names[key] ?? "hash:\(key)"] ?? 0 }
+        return state.withLock { $0.issuedByHash[key] ?? 0 }
     }
 
     /// The live license of `host`, if one was issued.
@@ -141,6 +149,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
     public func reset() {
         state.withLock { s in
             s.counts = SimulatorCounts()
+            s.issuedByHash = [:]
             s.counts.quotaRemaining = configuration.quota
             s.licenses = [:]
             s.names = [:]
@@ -380,7 +389,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
             let bytes = makeLicense(hash: hash, name: s.names[hash], type: type, serial: s.serial)
             s.licenses[hash] = License(bytes: bytes, issuedAt: now)
             s.counts.licensesIssued += 1
-            s.counts.issuedByHost[s.names[hash] ?? "hash:\(hash)", default: 0] += 1
+            s.issuedByHash[hash, default: 0] += 1
             if let quota = configuration.quota { s.counts.quotaRemaining = quota - s.quotaUsed }
             return .license(bytes)
         }
