@@ -1,5 +1,16 @@
 import SeedHTTP
 
+/// Where a response's bytes come from: a TLS connection, or memory in tests.
+protocol ResponseByteSource: AnyObject {
+    var endpoint: String { get }
+    /// Reads some bytes; 0 means the peer closed the connection.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(UpstreamError) -> Int
+    /// Unblocks a reader stuck in `read` (from any thread).
+    func abort()
+}
+
+extension BlockingTLSConnection: ResponseByteSource {}
+
 /// Reads one HTTP/1.1 response from a connection: the head, then the body framed by `Content-Length`,
 /// chunked transfer coding or connection close. Minimal and private until SeedHTTP's ResponseParser lands.
 final class ResponseReader {
@@ -18,7 +29,7 @@ final class ResponseReader {
         case trailers
     }
 
-    private let connection: BlockingTLSConnection
+    private let connection: any ResponseByteSource
     private var buffer: [UInt8] = []
     private var start = 0
     private var framing: Framing = .none
@@ -26,7 +37,7 @@ final class ResponseReader {
     private(set) var delivered: UInt64 = 0
     var endpoint: String { connection.endpoint }
 
-    init(connection: BlockingTLSConnection, bodyLimit: UInt64) {
+    init(connection: any ResponseByteSource, bodyLimit: UInt64) {
         self.connection = connection
         self.limit = bodyLimit
     }

@@ -27,6 +27,8 @@ public struct SimulatorConfiguration: Sendable {
     public var bandwidthBytesPerSecond: Int?
     /// Size of each license file.
     public var licenseBytes: Int = 1024
+    /// Send bodies with chunked transfer coding instead of `Content-Length` (honoured by `SimulatorServer`).
+    public var chunkedTransfer: Bool = false
     /// Key of the host-name HMAC (PROTOCOL.md §5).
     public var hostKey: String = VendorAPI.portalHostKey
 
@@ -409,6 +411,8 @@ public final class CloudSimulator: HTTPHandler, Sendable {
 
     private func deliver(pieces: [[UInt8]], headers: HTTPHeaders, fault: SimulatorFault?) -> Response {
         let total = pieces.reduce(0) { $0 + $1.count }
+        var headers = headers
+        if configuration.chunkedTransfer { headers.add("Transfer-Encoding", "chunked") }
         var plan = SimulatorBodyStream.Plan()
         plan.bytesPerSecond = configuration.bandwidthBytesPerSecond
         var pieces = pieces

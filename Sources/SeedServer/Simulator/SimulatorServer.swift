@@ -239,18 +239,32 @@ public final class SimulatorServer: Sendable {
     }
 
     /// Writes the response; false when the connection must be dropped without a TLS close (a reset).
+    /// A handler-set `Transfer-Encoding: chunked` makes the body go out in chunks instead of with a length.
     private func write(_ response: Response, method: String, ssl: OpaquePointer, fd: CInt) -> Bool {
+        let chunked = response.headers["Transfer-Encoding"]?.lowercased() == "chunked"
         var head = "HTTP/1.1 \(response.status) \(reasonPhrase(response.status))\r\n"
         for (name, value) in response.headers where name.lowercased() != "content-length" {
             head += "\(name): \(value)\r\n"
         }
-        head += "Content-Length: \(response.body.length)\r\nConnection: close\r\n\r\n"
+        if !chunked { head += "Content-Length: \(response.body.length)\r\n" }
+        head += "Connection: close\r\n\r\n"
         guard writeAll(ssl, Array(head.utf8)) else { return false }
         if method == "HEAD" { return true }
+        func emit(_ bytes: [UInt8]) -> Bool {
+            guard chunked else { return writeAll(ssl, bytes) }
+            guard !bytes.isEmpty else { return true }
+            return writeAll(ssl, Array((String(bytes.count, radix: 16) + "\r\n").utf8) + bytes + [13, 10])
+        }
         for segment in response.body.segments {
             switch segment {
             case .bytes(let b):
-                guard writeAll(ssl, b) else { return false }
+                // Pieces of at most 64 KiB, so chunked answers have many chunks.
+                var offset = 0
+                while offset < b.count {
+                    let end = min(b.count, offset + 64 * 1024)
+                    guard emit(Array(b[offset..<end])) else { return false }
+                    offset = end
+                }
             case .file(let file, let offset, let length):
                 var done: UInt64 = 0
                 var buf = [UInt8](repeating: 0, count: 64 * 1024)
@@ -260,7 +274,7 @@ public final class SimulatorServer: Sendable {
                         (try? file.read(into: UnsafeMutableRawBufferPointer(rebasing: p[..<want]), at: offset + done))
                             ?? 0
                     }
-                    guard got > 0, writeAll(ssl, Array(buf[..<got])) else { return false }
+                    guard got > 0, emit(Array(buf[..<got])) else { return false }
                     done += UInt64(got)
                 }
             case .stream(let stream, let length):
@@ -268,7 +282,7 @@ public final class SimulatorServer: Sendable {
                 while sent < length {
                     switch pullBlocking(stream, maxBytes: Int(min(length - sent, 64 * 1024))) {
                     case .data(let b):
-                        guard writeAll(ssl, b) else {
+                        guard emit(b) else {
                             stream.cancel()
                             return false
                         }
@@ -283,7 +297,7 @@ public final class SimulatorServer: Sendable {
                 }
             }
         }
-        return true
+        return chunked ? writeAll(ssl, Array("0\r\n\r\n".utf8)) : true
     }
 
     private func pullBlocking(_ stream: any BodyStream, maxBytes: Int) -> BodyChunk {
