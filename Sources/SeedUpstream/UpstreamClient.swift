@@ -68,10 +68,16 @@ public final class UpstreamClient: Sendable {
 
     /// The blocking form of `stream`; the returned stream's `nextBlocking` must be used from one thread at a time.
     public func streamBlocking(_ request: UpstreamRequest) throws(UpstreamError) -> UpstreamBodyStream {
-        try openStream(request, worker: nil)
+        let worker = BlockingWorker(name: "seed-upstream-stream")
+        do throws(UpstreamError) {
+            return try openStream(request, worker: worker)
+        } catch {
+            worker.stop()
+            throw error
+        }
     }
 
-    private func openStream(_ request: UpstreamRequest, worker: BlockingWorker?) throws(UpstreamError)
+    private func openStream(_ request: UpstreamRequest, worker: BlockingWorker) throws(UpstreamError)
         -> UpstreamBodyStream
     {
         let limit = configuration.maxStreamBytes
@@ -147,29 +153,38 @@ public final class UpstreamBodyStream: @unchecked Sendable {
     public let head: UpstreamResponseHead
     // `reader` is used only by the one caller at a time (or the worker thread for `next`).
     private let reader: ResponseReader
-    private let worker: BlockingWorker?
+    private let worker: BlockingWorker
     private let cancelled = Mutex(false)
 
-    init(head: UpstreamResponseHead, reader: ResponseReader, worker: BlockingWorker?) {
+    init(head: UpstreamResponseHead, reader: ResponseReader, worker: BlockingWorker) {
         self.head = head
         self.reader = reader
         self.worker = worker
     }
 
-    deinit { worker?.stop() }
+    deinit { worker.stop() }
 
     /// Body bytes delivered so far.
     public var bytesDelivered: UInt64 { reader.delivered }
 
     /// The next piece of the body (at most `maxBytes`), or nil once it is complete.
     public func next(maxBytes: Int = 256 * 1024) async throws(UpstreamError) -> [UInt8]? {
-        guard let worker else { return try nextBlocking(maxBytes: maxBytes) }
         let result = await worker.run { () -> Result<[UInt8]?, UpstreamError> in
             do throws(UpstreamError) { return .success(try self.nextBlocking(maxBytes: maxBytes)) } catch {
                 return .failure(error)
             }
         }
         return try result.get()
+    }
+
+    /// Callback form of `next` (fits `BodyStream.pull`): reads on the stream's own thread and calls `deliver`
+    /// there with the next piece, nil at the end, or the error. Calls must not overlap.
+    public func pull(maxBytes: Int, _ deliver: @escaping @Sendable (Result<[UInt8]?, UpstreamError>) -> Void) {
+        worker.submit {
+            do throws(UpstreamError) { deliver(.success(try self.nextBlocking(maxBytes: maxBytes))) } catch {
+                deliver(.failure(error))
+            }
+        }
     }
 
     /// The blocking form of `next`.
@@ -222,11 +237,15 @@ final class BlockingWorker: @unchecked Sendable {
 
     func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { (c: CheckedContinuation<T, Never>) in
-            condition.lock()
-            jobs.append { c.resume(returning: body()) }
-            condition.signal()
-            condition.unlock()
+            submit { c.resume(returning: body()) }
         }
+    }
+
+    func submit(_ job: @escaping @Sendable () -> Void) {
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
     }
 
     /// Lets queued jobs finish, then ends the thread.

@@ -197,6 +197,33 @@ struct UpstreamClientTests {
         }
     }
 
+    @Test func pullCallbacksDeliverTheBodyOnTheStreamsThread() async throws {
+        try await withRunningSimulator { sim in
+            let client = try sim.client()
+            let stream = try client.streamBlocking(sim.download(host: "WS18"))
+            var body: [UInt8] = []
+            while true {
+                let piece: Result<[UInt8]?, UpstreamError> = await withCheckedContinuation { c in
+                    stream.pull(maxBytes: 32 * 1024) { c.resume(returning: $0) }
+                }
+                guard let bytes = try piece.get() else { break }
+                body += bytes
+            }
+            #expect(stream.bytesDelivered == UInt64(body.count))
+            let license = try #require(sim.simulator.license(host: "ws18"))
+            #expect(body == sim.simulator.package().zip(licenseName: "ws18.lic", license: license))
+        }
+    }
+
+    @Test func ipLiteralHostsVerifyAgainstIPAddressNames() async throws {
+        try await withRunningSimulator { sim in
+            let client = try sim.client()
+            var request = sim.portal(host: "WS19")
+            request.url.host = "127.0.0.1"
+            #expect(try await client.send(request).status == 200)
+        }
+    }
+
     @Test func cancellingAStreamStopsIt() async throws {
         var config = SimulatorConfiguration.testDefaults
         config.bandwidthBytesPerSecond = 200_000
