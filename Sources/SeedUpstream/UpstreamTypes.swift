@@ -108,7 +108,7 @@ public struct UpstreamConfiguration: Sendable {
     }
 }
 
-/// One request to an upstream. Header values named in `secretHeaderNames` never reach a log or an error.
+/// One request to an upstream. Header values and the query never reach a log or an error (they carry tokens).
 public struct UpstreamRequest: Sendable {
     public var method: String
     public var url: UpstreamURL
@@ -121,8 +121,6 @@ public struct UpstreamRequest: Sendable {
         self.headers = headers
         self.body = body
     }
-
-    public static let secretHeaderNames: Set<String> = ["authorization", "x-token", "proxy-authorization", "cookie"]
 }
 
 /// Status line and headers of an upstream answer.

@@ -53,6 +53,18 @@ public enum VendorAPI {
         return UpstreamRequest(method: "POST", url: base.with(target: target), headers: headers)
     }
 
+    /// A parent SeedMirror's license-only route (PROTOCOL.md §3) for one host: a bare license comes back.
+    /// `type` is `server` or `workstation`.
+    public static func mirrorIssue(base: UpstreamURL, token: String, host: String, type: String) -> UpstreamRequest {
+        var headers = HTTPHeaders()
+        headers.add("Authorization", token)
+        headers.add("Accept", "application/octet-stream")
+        headers.add("Content-Type", "application/x-www-form-urlencoded")
+        let body = "hostnames=\(formEncoded(host))&type=\(formEncoded(type))"
+        return UpstreamRequest(
+            method: "POST", url: base.with(target: "/api/v0/licensing/issue"), headers: headers, body: Array(body.utf8))
+    }
+
     /// The license bytes of a portal answer; throws for a non-200 status or an `Error:` text body.
     public static func license(from response: UpstreamResponse, endpoint: String) throws(UpstreamError) -> [UInt8] {
         guard response.status == 200 else {
@@ -72,6 +84,21 @@ public enum VendorAPI {
         let text = body.prefix(120).map { $0 >= 32 && $0 < 127 ? Character(UnicodeScalar($0)) : "." }
         return text.isEmpty ? "empty body" : "body \"\(String(text))\" (\(body.count) bytes)"
     }
+}
+
+/// `application/x-www-form-urlencoded` value encoding: unreserved bytes kept, the rest `%XX`.
+func formEncoded(_ s: String) -> String {
+    var out = ""
+    for b in s.utf8 {
+        let keep = (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || (b >= 48 && b <= 57) || b == 45 || b == 46 || b == 95
+            || b == 126
+        out += keep ? String(UnicodeScalar(b)) : "%" + String(b, radix: 16, uppercase: true).leftPadded(2)
+    }
+    return out
+}
+
+extension String {
+    fileprivate func leftPadded(_ n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
 }
 
 /// base64url without padding (RFC 4648 §5).

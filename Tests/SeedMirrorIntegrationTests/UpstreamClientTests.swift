@@ -285,6 +285,23 @@ struct UpstreamValueTests {
         #expect(VendorAPI.hostHash(shortHost: "ws02") != "YiaKqegb1ieE464s70LT9pD08ts")
     }
 
+    @Test func vendorRequestsCarryTheProtocolsHeadersAndPaths() {
+        let base = UpstreamURL(host: "cloud.example", port: 443)
+        let d = VendorAPI.cloudDownload(
+            base: base, token: "T", host: "WS01", type: "server", os: "windows", arch: "amd64", comment: "c")
+        #expect(d.method == "GET" && d.url.target == "/api/public/thor10")
+        #expect(d.headers["X-Token"] == "T" && d.headers["Authorization"] == "T")
+        #expect(d.headers["X-Hostname"] == "WS01" && d.headers["X-Comment"] == "c")
+        #expect(d.headers["X-OS"] == "windows" && d.headers["X-Type"] == "server" && d.headers["X-Arch"] == "amd64")
+        let p = VendorAPI.portalIssue(base: base, apiKey: "K", type: "client", hash: "abc")
+        #expect(p.method == "POST" && p.url.target == "/api/public/contracts/issue/0/client/abc?download=1")
+        #expect(p.headers["Authorization"] == "K")
+        let m = VendorAPI.mirrorIssue(base: base, token: "T", host: "ws 01&x", type: "server")
+        #expect(m.method == "POST" && m.url.target == "/api/v0/licensing/issue")
+        #expect(m.body == Array("hostnames=ws%2001%26x&type=server".utf8))
+        #expect(m.headers["Accept"] == "application/octet-stream")
+    }
+
     @Test func urlsParse() {
         let u = UpstreamURL(string: "https://portal.example.com/api/x?token=abc")
         #expect(u?.host == "portal.example.com")
