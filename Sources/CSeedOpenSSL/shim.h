@@ -15,6 +15,19 @@
 #include <openssl/ec.h>
 #include <openssl/rsa.h>
 
+// Certificate minting (SeedTLS CertificateAuthority): key generation macros over the variadic
+// EVP_PKEY_Q_keygen, and the typed stack macros for subjectAltName lists.
+static inline EVP_PKEY *seed_EVP_RSA_gen(unsigned int bits) { return EVP_RSA_gen(bits); }
+static inline EVP_PKEY *seed_EVP_EC_gen(const char *curve) { return EVP_EC_gen(curve); }
+static inline GENERAL_NAMES *seed_GENERAL_NAMES_new(void) { return sk_GENERAL_NAME_new_null(); }
+static inline int seed_GENERAL_NAMES_push(GENERAL_NAMES *g, GENERAL_NAME *n) { return sk_GENERAL_NAME_push(g, n); }
+static inline int seed_GENERAL_NAMES_num(const GENERAL_NAMES *g) { return sk_GENERAL_NAME_num(g); }
+static inline GENERAL_NAME *seed_GENERAL_NAMES_value(const GENERAL_NAMES *g, int i) { return sk_GENERAL_NAME_value(g, i); }
+static inline void seed_GENERAL_NAMES_free(GENERAL_NAMES *g) { GENERAL_NAMES_free(g); }
+static inline STACK_OF(X509) *seed_X509_stack_new(void) { return sk_X509_new_null(); }
+static inline int seed_X509_stack_push(STACK_OF(X509) *s, X509 *x) { return sk_X509_push(s, x); }
+static inline void seed_X509_stack_free(STACK_OF(X509) *s) { sk_X509_free(s); }
+
 // Macros Swift cannot import, wrapped one to one.
 static inline long seed_SSL_CTX_set_min_proto_version(SSL_CTX *c, int v) { return SSL_CTX_set_min_proto_version(c, v); }
 static inline long seed_SSL_CTX_set_max_proto_version(SSL_CTX *c, int v) { return SSL_CTX_set_max_proto_version(c, v); }
