@@ -30,6 +30,13 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
     /// The same service with another request target.
     public func with(target: String) -> UpstreamURL { UpstreamURL(host: host, port: port, target: target) }
 
+    /// `route` (starting with `/`) below this URL's path: `https://h/prefix` + `/api/x` → `/prefix/api/x`.
+    public func appending(route: String) -> UpstreamURL {
+        var base = String(target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+        while base.hasSuffix("/") { base.removeLast() }
+        return with(target: base + route)
+    }
+
     /// The address without the query (query values may carry tokens).
     public var description: String {
         let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/"

@@ -27,6 +27,8 @@ public enum VendorAPI {
         return base64URL(Array(digest[..<Int(length)]))
     }
 
+    /// Builders put their route below `base`'s path (a parent mirror may sit under a prefix).
+    ///
     /// `GET /api/public/thor10` for one host, as a seed would send it, with the mirror's own token.
     public static func cloudDownload(
         base: UpstreamURL, token: String, host: String, type: String, os: String, arch: String, comment: String? = nil
@@ -39,7 +41,7 @@ public enum VendorAPI {
         headers.add("Authorization", token)
         headers.add("X-Hostname", host)
         if let comment { headers.add("X-Comment", comment) }
-        return UpstreamRequest(method: "GET", url: base.with(target: "/api/public/thor10"), headers: headers)
+        return UpstreamRequest(method: "GET", url: base.appending(route: "/api/public/thor10"), headers: headers)
     }
 
     /// `POST /api/public/contracts/issue/CONTRACT/TYPE/HASH?download=1` with the portal API key.
@@ -50,7 +52,7 @@ public enum VendorAPI {
         var headers = HTTPHeaders()
         headers.add("Authorization", apiKey)
         let target = "/api/public/contracts/issue/\(contract)/\(type)/\(hash)?download=1"
-        return UpstreamRequest(method: "POST", url: base.with(target: target), headers: headers)
+        return UpstreamRequest(method: "POST", url: base.appending(route: target), headers: headers)
     }
 
     /// A parent SeedMirror's license-only route (PROTOCOL.md §3) for one host: a bare license comes back.
@@ -62,7 +64,7 @@ public enum VendorAPI {
         headers.add("Content-Type", "application/x-www-form-urlencoded")
         let body = "hostnames=\(formEncoded(host))&type=\(formEncoded(type))"
         return UpstreamRequest(
-            method: "POST", url: base.with(target: "/api/v0/licensing/issue"), headers: headers, body: Array(body.utf8))
+            method: "POST", url: base.appending(route: "/api/v0/licensing/issue"), headers: headers, body: Array(body.utf8))
     }
 
     /// The license bytes of a portal answer; throws for a non-200 status or an `Error:` text body.

@@ -300,6 +300,9 @@ struct UpstreamValueTests {
         #expect(m.method == "POST" && m.url.target == "/api/v0/licensing/issue")
         #expect(m.body == Array("hostnames=ws%2001%26x&type=server".utf8))
         #expect(m.headers["Accept"] == "application/octet-stream")
+        let prefixed = UpstreamURL(string: "https://central.example:8443/mirror/")!
+        #expect(VendorAPI.cloudDownload(base: prefixed, token: "T", host: "h", type: "server", os: "windows", arch: "x86")
+            .url.target == "/mirror/api/public/thor10")
     }
 
     @Test func urlsParse() {

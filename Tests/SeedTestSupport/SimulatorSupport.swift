@@ -25,45 +25,25 @@ public func runTool(_ path: String, _ arguments: [String], input: [UInt8]? = nil
     return (process.terminationStatus, String(decoding: out, as: UTF8.self))
 }
 
-/// A throwaway PKI made with the `openssl` CLI: a CA and one server certificate for the given names.
+/// A throwaway PKI minted with SeedTLS's `CertificateAuthority`: a CA and one ECDSA server certificate.
 public struct SimulatorPKI: Sendable {
     public var caFile: String
     public var server: CertificateKeyPair
 
-    /// Writes `ca.pem` and `server-rsa.pem`/`server-rsa.key` under `directory`. Names may be DNS names or IPs.
+    /// Writes `ca.pem` and `server-rsa.pem`/`server-rsa.key` (the names `seed-cloud-sim --certs` reads;
+    /// the key is ECDSA P-256 for speed) under `directory`. Names may be DNS names or IP addresses.
     public static func make(in directory: String, names: [String] = ["cloud.test", "localhost", "127.0.0.1"]) throws
         -> SimulatorPKI
     {
-        let openssl = "/usr/bin/openssl"
-        let ca = directory + "/ca.pem"
-        let caKey = directory + "/ca.key"
-        let key = directory + "/server-rsa.key"
-        let csr = directory + "/server.csr"
-        let cert = directory + "/server-rsa.pem"
-        let ext = directory + "/ext.cnf"
-        let san = names.map { $0.first!.isNumber || $0.contains(":") ? "IP:\($0)" : "DNS:\($0)" }
-            .joined(separator: ",")
-        try "subjectAltName=\(san)\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-            .write(toFile: ext, atomically: true, encoding: .utf8)
-        let steps: [[String]] = [
-            [
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", caKey,
-                "-out", ca, "-days", "2", "-subj", "/CN=SeedMirror Test CA \(UUID().uuidString.prefix(8))",
-            ],
-            [
-                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
-                csr, "-subj", "/CN=\(names[0])",
-            ],
-            [
-                "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-out", cert, "-days",
-                "2", "-extfile", ext,
-            ],
-        ]
-        for step in steps {
-            let (status, output) = try runTool(openssl, step)
-            guard status == 0 else { throw SimulatorError("openssl \(step[0]) failed: \(output)") }
-        }
-        return SimulatorPKI(caFile: ca, server: CertificateKeyPair(certificateChainPath: cert, privateKeyPath: key))
+        let ca = try CertificateAuthority.createCA(commonName: "SeedMirror Test CA \(UUID().uuidString.prefix(8))")
+        let leaf = try CertificateAuthority.issueServerCertificate(
+            ca: ca, names: names, keyType: .ecdsaP256, validityDays: 2)
+        let pair = CertificateKeyPair(
+            certificateChainPath: directory + "/server-rsa.pem", privateKeyPath: directory + "/server-rsa.key")
+        try CertificateAuthority.writeFileAtomically(directory + "/ca.pem", ca.certificatePEM, mode: 0o644)
+        try CertificateAuthority.writeFileAtomically(pair.certificateChainPath, leaf.chainPEM, mode: 0o644)
+        try CertificateAuthority.writeFileAtomically(pair.privateKeyPath, leaf.privateKeyPEM, mode: 0o600)
+        return SimulatorPKI(caFile: directory + "/ca.pem", server: pair)
     }
 }
 

@@ -8,7 +8,9 @@ public import SeedTLS
 public enum CloudSimulatorCommand {
     public static let usage = """
         usage: seed-cloud-sim --listen HOST:PORT --certs DIR [options]
-          --certs DIR            holds server-rsa.pem and server-rsa.key (as written by seed-mirror init)
+          --certs DIR            holds server-rsa.pem and server-rsa.key (as written by seed-mirror init);
+                                 when absent, a development CA and certificates for localhost, 127.0.0.1,
+                                 cloud.nextron-systems.com and portal.nextron-systems.com are written there
           --package-mb N         uncompressed package size in MiB (default 70)
           --package-version N    package version served at start (default 1)
           --seed N               package content seed (default 1)
@@ -63,6 +65,14 @@ public enum CloudSimulatorCommand {
         do {
             let (config, listen, pair) = try parse(argv)
             let logger = Logger(level: .info, sink: StderrSink())
+            if !FileManager.default.fileExists(atPath: pair.certificateChainPath) {
+                let dir = (pair.certificateChainPath as NSString).deletingLastPathComponent
+                let pki = try CertificateAuthority.writeDevelopmentPKI(
+                    to: dir,
+                    names: ["localhost", "127.0.0.1", "cloud.nextron-systems.com", "portal.nextron-systems.com"],
+                    caCommonName: "SeedMirror Cloud Simulator CA", reuseExistingCA: true)
+                FileHandle.standardError.write(Data("seed-cloud-sim: wrote certificates; trust \(pki.caCertificatePath)\n".utf8))
+            }
             let simulator = CloudSimulator(configuration: config, logger: logger)
             let server = try SimulatorServer(handler: simulator, certificate: pair, logger: logger)
             let bound = try server.start(listen: listen)
