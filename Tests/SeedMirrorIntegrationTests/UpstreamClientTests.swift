@@ -138,6 +138,18 @@ struct UpstreamClientTests {
         }
     }
 
+    @Test func delayedAnswerToAnIssuingRequestIsOutcomeUnknownAndTheLicenseWasSpent() async throws {
+        try await withRunningSimulator { sim in
+            sim.simulator.inject(.delayHead(.seconds(10)), route: .portal)
+            let client = try sim.client { $0.readTimeout = .milliseconds(300) }
+            let error = await #expect(throws: UpstreamError.self) { try await client.send(sim.portal(host: "WS20")) }
+            #expect(error?.kind == .timeout)
+            #expect(error?.stage == .outcomeUnknown)
+            // The simulator, like the real portal, issued although the caller never saw the answer.
+            #expect(sim.simulator.issued(host: "ws20") == 1)
+        }
+    }
+
     @Test func stallMidBodyIsOutcomeUnknown() async throws {
         try await withRunningSimulator { sim in
             sim.simulator.inject(.stall(.seconds(3)), route: .download)

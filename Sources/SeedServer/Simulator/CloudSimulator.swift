@@ -54,6 +54,8 @@ public enum SimulatorFault: Sendable, Equatable {
     case shortBody
     /// Answer 200 with the body `Error: HTTP-401` (the portal's in-body error), nothing issued.
     case errorBody401
+    /// Issue, then hold the whole answer back this long (a client that times out first cannot know).
+    case delayHead(Duration)
 }
 
 /// What the simulator has done since start or the last reset.
@@ -169,7 +171,8 @@ public final class CloudSimulator: HTTPHandler, Sendable {
     }
 
     /// Parses `{"kind":"status","status":503,"count":2,"route":"download"}`, an array of such objects, or
-    /// `{"faults":[...]}`. Kinds: status, reset, stall (`seconds`), garbage, shortBody, errorBody401, clear.
+    /// `{"faults":[...]}`. Kinds: status, reset, stall (`seconds`), garbage, shortBody, errorBody401,
+    /// delayHead (`seconds`), clear.
     public func injectFaults(json: [UInt8]) throws(ConfigError) {
         guard let value = try? JSONSerialization.jsonObject(with: Data(json)) else {
             throw ConfigError("fault body is not JSON")
@@ -197,6 +200,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
             case "garbage": fault = .garbage
             case "shortBody": fault = .shortBody
             case "errorBody401": fault = .errorBody401
+            case "delayHead": fault = .delayHead(.milliseconds(Int(((item["seconds"] as? Double) ?? 30) * 1000)))
             case "clear": fault = nil
             default: throw ConfigError("unknown fault kind \(kind)")
             }
@@ -241,8 +245,8 @@ public final class CloudSimulator: HTTPHandler, Sendable {
     // MARK: HTTPHandler
 
     public func handle(_ request: HTTPRequest, context: RequestContext) -> HandlerResult {
-        let response = respond(to: request)
-        let latency = configuration.latency
+        let (response, extra) = answer(request)
+        let latency = configuration.latency + extra
         if latency > .zero {
             return .deferred {
                 try? await Task.sleep(for: latency)
@@ -253,15 +257,21 @@ public final class CloudSimulator: HTTPHandler, Sendable {
     }
 
     /// Answers one request (no latency applied): the pure part of the handler, for in-process tests.
-    public func respond(to request: HTTPRequest) -> Response {
+    public func respond(to request: HTTPRequest) -> Response { answer(request).0 }
+
+    /// The response and any extra delay a `delayHead` fault asks for.
+    private func answer(_ request: HTTPRequest) -> (Response, Duration) {
         let route = classify(request.path)
         state.withLock { $0.counts.requests[route.rawValue, default: 0] += 1 }
+        var delay = Duration.zero
+        let response: Response
         switch route {
-        case .control: return control(request)
-        case .other: return .text(404, "no such route: \(request.path)")
-        case .download: return download(request)
-        case .portal: return portal(request)
+        case .control: response = control(request)
+        case .other: response = .text(404, "no such route: \(request.path)")
+        case .download: response = download(request, delay: &delay)
+        case .portal: response = portal(request, delay: &delay)
         }
+        return (response, delay)
     }
 
     private func classify(_ path: String) -> SimulatorRoute {
@@ -306,7 +316,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
         }
     }
 
-    private func download(_ request: HTTPRequest) -> Response {
+    private func download(_ request: HTTPRequest, delay: inout Duration) -> Response {
         guard request.method == "GET" || request.method == "HEAD" else { return .text(405, "use GET") }
         let h = request.headers
         let token = h["X-Token"] ?? h["Authorization"]
@@ -326,6 +336,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
         }
         let fault = takeFault(.download)
         if let fault, let early = earlyFaultResponse(fault) { return early }
+        if case .delayHead(let d) = fault { delay = d }
         let hash = hostHash(host)
         let outcome = obtainLicense(hash: hash, name: host, type: type.lowercased())
         guard case .license(let license) = outcome else { return .text(409, "license pool exhausted (quota limit)") }
@@ -341,7 +352,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
         return deliver(pieces: [package.prefix, suffix], headers: headers, fault: fault)
     }
 
-    private func portal(_ request: HTTPRequest) -> Response {
+    private func portal(_ request: HTTPRequest, delay: inout Duration) -> Response {
         guard request.method == "POST" else { return .text(405, "use POST") }
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: true)
         // api public contracts issue CONTRACT TYPE HASH
@@ -357,6 +368,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
         }
         let fault = takeFault(.portal)
         if let fault, let early = earlyFaultResponse(fault) { return early }
+        if case .delayHead(let d) = fault { delay = d }
         let outcome = obtainLicense(hash: hash, name: nil, type: type == "client" ? "workstation" : type)
         guard case .license(let license) = outcome else { return .text(409, "license pool exhausted (quota limit)") }
         var headers = HTTPHeaders()
@@ -366,9 +378,12 @@ public final class CloudSimulator: HTTPHandler, Sendable {
 
     private func earlyFaultResponse(_ fault: SimulatorFault) -> Response? {
         switch fault {
-        case .status(let code): return .text(code, "simulated failure \(code)")
+        case .status(let code):
+            var headers = HTTPHeaders()
+            if code == 429 || code == 503 { headers.add("Retry-After", "1") }
+            return .text(code, "simulated failure \(code)", headers: headers)
         case .errorBody401: return Response(status: 200, body: .text("Error: HTTP-401"))
-        case .resetMidBody, .stall, .garbage, .shortBody: return nil
+        case .resetMidBody, .stall, .garbage, .shortBody, .delayHead: return nil
         }
     }
 
@@ -428,7 +443,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
             pieces = [(0..<max(total, 2048)).map { _ in UInt8.random(in: 0...255, using: &rng) }]
             pieces[0][0] = UInt8(ascii: "X")
             declared = UInt64(pieces[0].count)
-        case .status, .errorBody401, nil: break
+        case .status, .errorBody401, .delayHead, nil: break
         }
         if plan.bytesPerSecond == nil && plan.cut == nil {
             return Response(status: 200, headers: headers, body: ResponseBody(pieces.map { .bytes($0) }))
