@@ -130,6 +130,20 @@ struct SimulatorTests {
         #expect(bytes(portal(sim, hash: hash)) == license)
     }
 
+    @Test func commentsAreKeptBesideTheLicense() {
+        let sim = small()
+        var h = HTTPHeaders()
+        for (k, v) in [("X-OS", "windows"), ("X-Type", "workstation"), ("X-Arch", "x86"), ("X-Token", "sim-token")] {
+            h.add(k, v)
+        }
+        h.add("X-Hostname", "CM1")
+        h.add("X-Comment", "finance floor 3")
+        #expect(sim.respond(to: HTTPRequest(method: "GET", target: "/api/public/thor10", headers: h)).status == 200)
+        #expect(sim.comment(host: "cm1") == "finance floor 3")
+        #expect(sim.respond(to: HTTPRequest(method: "HEAD", target: "/api/public/thor10", headers: h)).status == 405)
+        #expect(sim.counts.licensesIssued == 1)
+    }
+
     @Test func badRequestsGetTheVendorsStatusCodes() {
         let sim = small { $0.tokens = ["tok"]; $0.apiKeys = ["key"] }
         #expect(get(sim, host: nil, token: "tok").status == 400)

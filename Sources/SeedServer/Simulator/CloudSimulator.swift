@@ -91,6 +91,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
     struct License {
         var bytes: [UInt8]
         var issuedAt: ContinuousClock.Instant
+        var comment: String?
     }
 
     struct PendingFault {
@@ -147,6 +148,12 @@ public final class CloudSimulator: HTTPHandler, Sendable {
     public func license(host: String) -> [UInt8]? {
         let key = hostHash(shortName(host))
         return state.withLock { $0.licenses[key]?.bytes }
+    }
+
+    /// The `X-Comment` sent with the request that issued `host`'s live license.
+    public func comment(host: String) -> String? {
+        let key = hostHash(shortName(host))
+        return state.withLock { $0.licenses[key]?.comment }
     }
 
     /// Forgets licenses, counts, quota use and pending faults.
@@ -317,7 +324,8 @@ public final class CloudSimulator: HTTPHandler, Sendable {
     }
 
     private func download(_ request: HTTPRequest, delay: inout Duration) -> Response {
-        guard request.method == "GET" || request.method == "HEAD" else { return .text(405, "use GET") }
+        // Only GET: a HEAD must not spend a license.
+        guard request.method == "GET" else { return .text(405, "use GET") }
         let h = request.headers
         let token = h["X-Token"] ?? h["Authorization"]
         guard let token, !token.isEmpty else { return .text(401, "download token missing") }
@@ -338,7 +346,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
         if let fault, let early = earlyFaultResponse(fault) { return early }
         if case .delayHead(let d) = fault { delay = d }
         let hash = hostHash(host)
-        let outcome = obtainLicense(hash: hash, name: host, type: type.lowercased())
+        let outcome = obtainLicense(hash: hash, name: host, type: type.lowercased(), comment: h["X-Comment"])
         guard case .license(let license) = outcome else { return .text(409, "license pool exhausted (quota limit)") }
         let (package, transfers) = state.withLock { s -> (SimulatedPackage, Int) in
             s.counts.packageTransfers += 1
@@ -369,7 +377,8 @@ public final class CloudSimulator: HTTPHandler, Sendable {
         let fault = takeFault(.portal)
         if let fault, let early = earlyFaultResponse(fault) { return early }
         if case .delayHead(let d) = fault { delay = d }
-        let outcome = obtainLicense(hash: hash, name: nil, type: type == "client" ? "workstation" : type)
+        let outcome = obtainLicense(
+            hash: hash, name: nil, type: type == "client" ? "workstation" : type, comment: nil)
         guard case .license(let license) = outcome else { return .text(409, "license pool exhausted (quota limit)") }
         var headers = HTTPHeaders()
         headers.add("Content-Type", "application/octet-stream")
@@ -392,7 +401,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
         case quotaExhausted
     }
 
-    private func obtainLicense(hash: String, name: String?, type: String) -> Outcome {
+    private func obtainLicense(hash: String, name: String?, type: String, comment: String?) -> Outcome {
         state.withLock { s in
             if let name { s.names[hash] = name }
             let now = ContinuousClock.now + s.clockOffset
@@ -404,7 +413,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
             s.quotaUsed += 1
             s.serial += 1
             let bytes = makeLicense(hash: hash, name: s.names[hash], type: type, serial: s.serial)
-            s.licenses[hash] = License(bytes: bytes, issuedAt: now)
+            s.licenses[hash] = License(bytes: bytes, issuedAt: now, comment: comment)
             s.counts.licensesIssued += 1
             s.issuedByHash[hash, default: 0] += 1
             if let quota = configuration.quota { s.counts.quotaRemaining = quota - s.quotaUsed }
