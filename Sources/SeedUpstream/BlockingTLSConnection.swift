@@ -63,12 +63,8 @@ final class BlockingTLSConnection {
                 host: configuration.resolve[proxy.host] ?? proxy.host, port: proxy.port, timeout: timeout,
                 endpoint: "proxy \(proxy)")
             setSocketTimeouts(fd, timeout)
-            do throws(UpstreamError) {
-                try tunnel(fd: fd, proxy: proxy, to: url)
-            } catch {
-                Glibc.close(fd)
-                throw error
-            }
+            // Every stored property is set from here on, so a throw runs deinit, which closes `fd`.
+            try tunnel(fd: fd, proxy: proxy, to: url)
         } else {
             fd = try connectTCP(
                 host: configuration.resolve[url.host] ?? url.host, port: url.port, timeout: timeout,
@@ -77,7 +73,6 @@ final class BlockingTLSConnection {
         // The handshake is bounded by the connect timeout, everything after by the read timeout.
         setSocketTimeouts(fd, timeout)
         guard let s = SSL_new(tls.ctx) else {
-            Glibc.close(fd)
             throw UpstreamError(.tls, stage: .notSent, endpoint: endpoint, detail: "SSL_new: \(drainOpenSSLErrors())")
         }
         ssl = s
