@@ -3,17 +3,19 @@ import SeedHTTP
 
 /// The two vendor calls the mirror makes (PROTOCOL.md §5) and how their answers are read.
 public enum VendorAPI {
-    /// The key published in the THOR manual for hashing host names before they go to the portal.
-    /// Used as the ASCII bytes of this hex string.
+    /// The key published in the THOR manual for hashing host names before they go to the portal, as hex.
+    /// It is used decoded to its 64 bytes (the manual's `openssl dgst -sha1 -mac hmac -macopt hexkey:...`),
+    /// matching SeedLicensing's `PortalHMAC`.
     public static let portalHostKey =
         "b190dd4a98456999b6d9c7e4e1ac1f231b978c3e7652898d7db2fcdede34613dbc7909c9fc8b3177bb904871b8b7fc7a30cb1582ce9b0089397836dcc209e2d6"
 
     /// The smallest body accepted as a license (PROTOCOL.md §5).
     public static let minimumLicenseBytes = 800
 
-    /// `base64url(HMAC-SHA1(key, lowercase(shortHost)))` without padding, computed with OpenSSL.
-    public static func hostHash(shortHost: String, key: String = portalHostKey) -> String {
-        let keyBytes = Array(key.utf8)
+    /// `base64url(HMAC-SHA1(key, lowercase(shortHost)))` without padding, computed with OpenSSL;
+    /// `keyHex` is decoded from hex (a malformed key is a programming error).
+    public static func hostHash(shortHost: String, keyHex: String = portalHostKey) -> String {
+        let keyBytes = decodeHex(keyHex)
         let message = Array(shortHost.lowercased().utf8)
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
@@ -101,6 +103,19 @@ func formEncoded(_ s: String) -> String {
 
 extension String {
     fileprivate func leftPadded(_ n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
+}
+
+func decodeHex(_ hex: String) -> [UInt8] {
+    let digits = Array(hex.lowercased().utf8)
+    precondition(digits.count % 2 == 0, "hex key has an odd length")
+    func nibble(_ c: UInt8) -> UInt8 {
+        switch c {
+        case 48...57: return c - 48
+        case 97...102: return c - 87
+        default: preconditionFailure("hex key has a non-hex character")
+        }
+    }
+    return stride(from: 0, to: digits.count, by: 2).map { nibble(digits[$0]) << 4 | nibble(digits[$0 + 1]) }
 }
 
 /// base64url without padding (RFC 4648 §5).

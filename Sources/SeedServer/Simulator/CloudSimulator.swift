@@ -29,8 +29,8 @@ public struct SimulatorConfiguration: Sendable {
     public var licenseBytes: Int = 1024
     /// Send bodies with chunked transfer coding instead of `Content-Length` (honoured by `SimulatorServer`).
     public var chunkedTransfer: Bool = false
-    /// Key of the host-name HMAC (PROTOCOL.md §5).
-    public var hostKey: String = VendorAPI.portalHostKey
+    /// Key of the host-name HMAC as hex (PROTOCOL.md §5).
+    public var hostKeyHex: String = VendorAPI.portalHostKey
 
     public init() {}
 }
@@ -246,7 +246,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
 
     /// The HMAC host key the simulator uses for `shortHost`.
     public func hostHash(_ shortHost: String) -> String {
-        VendorAPI.hostHash(shortHost: shortHost, key: configuration.hostKey)
+        VendorAPI.hostHash(shortHost: shortHost, keyHex: configuration.hostKeyHex)
     }
 
     // MARK: HTTPHandler
