@@ -180,8 +180,8 @@ public struct UpstreamError: Error, Sendable, CustomStringConvertible {
         case bodyTooLarge(limit: UInt64)
         /// The upstream answered with a status the caller treats as failure.
         case httpStatus(Int)
-        /// A `200` whose body is an error text (`Error: HTTP-401`) instead of a license.
-        case errorBody
+        /// A `200` whose body is an error text (`Error: HTTP-401`, status 401) or too short to be a license.
+        case errorBody(status: Int?)
         case cancelled
     }
 
@@ -209,6 +209,16 @@ public struct UpstreamError: Error, Sendable, CustomStringConvertible {
         self.detail = detail
     }
 
+    /// The status with which upstream refused, when it answered with one (in the status line or in an
+    /// `Error: HTTP-NNN` body): nothing was issued.
+    public var refusalStatus: Int? {
+        switch kind {
+        case .httpStatus(let s): s
+        case .errorBody(let s): s
+        default: nil
+        }
+    }
+
     public var description: String {
         let what: String
         switch kind {
@@ -225,7 +235,8 @@ public struct UpstreamError: Error, Sendable, CustomStringConvertible {
         case .malformedResponse: what = "upstream sent a malformed answer"
         case .bodyTooLarge(let limit): what = "upstream body exceeds the \(limit)-byte limit"
         case .httpStatus(let s): what = "upstream answered \(s)"
-        case .errorBody: what = "upstream answered 200 with an error text instead of a license"
+        case .errorBody(let status?): what = "upstream answered 200 with error \(status) in the body instead of a license"
+        case .errorBody(nil): what = "upstream answered 200 with a body that is not a license"
         case .cancelled: what = "upstream transfer cancelled"
         }
         let stageText: String

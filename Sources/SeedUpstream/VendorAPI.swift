@@ -78,9 +78,19 @@ public enum VendorAPI {
         }
         let body = response.body
         if body.starts(with: Array("Error:".utf8)) || body.count < minimumLicenseBytes {
-            throw UpstreamError(.errorBody, stage: .answered, endpoint: endpoint, detail: excerpt(body))
+            throw UpstreamError(
+                .errorBody(status: errorBodyStatus(body)), stage: .answered, endpoint: endpoint, detail: excerpt(body))
         }
         return body
+    }
+
+    /// NNN of an `Error: HTTP-NNN` body, if that is what it says.
+    static func errorBodyStatus(_ body: [UInt8]) -> Int? {
+        let text = String(decoding: body.prefix(64), as: UTF8.self)
+        guard let range = text.range(of: "HTTP-") else { return nil }
+        let digits = text[range.upperBound...].prefix(while: { $0.isASCII && $0.isNumber })
+        guard digits.count == 3, let n = Int(digits) else { return nil }
+        return n
     }
 
     /// The first printable part of a body, for an error line (upstream bodies hold no secrets of ours).

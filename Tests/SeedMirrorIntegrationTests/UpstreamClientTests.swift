@@ -280,10 +280,18 @@ struct UpstreamClientTests {
             #expect(bad.status == 200)
             #expect(bad.body == Array("Error: HTTP-401".utf8))
             let error = #expect(throws: UpstreamError.self) { try VendorAPI.license(from: bad, endpoint: "portal") }
-            #expect(error?.kind == .errorBody)
+            #expect(error?.kind == .errorBody(status: 401))
+            #expect(error?.refusalStatus == 401)
+            #expect(error?.stage == .answered)
+            let short = UpstreamResponse(
+                head: UpstreamResponseHead(status: 200, reason: "OK", headers: HTTPHeaders(), contentLength: 5),
+                body: Array("hello".utf8))
+            let notLicense = #expect(throws: UpstreamError.self) { try VendorAPI.license(from: short, endpoint: "p") }
+            #expect(notLicense?.kind == .errorBody(status: nil))
             let denied = try await client.send(sim.portal(host: "WS17", apiKey: "wrong"))
             let denial = #expect(throws: UpstreamError.self) { try VendorAPI.license(from: denied, endpoint: "portal") }
             #expect(denial?.kind == .httpStatus(401))
+            #expect(denial?.refusalStatus == 401)
         }
     }
 }
