@@ -78,7 +78,10 @@ let package = Package(
             name: "SeedLicensingTests",
             dependencies: ["SeedLicensing", "SeedLedger", "SeedTestSupport"],
             swiftSettings: strict),
-        .testTarget(name: "SeedAuditTests", dependencies: ["SeedAudit", "SeedTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "SeedAuditTests",
+            dependencies: ["SeedAudit", "SeedTestSupport", "SeedLicensing", "SeedCore", "SeedServer", "SeedHTTPServer", "SeedHTTP"],
+            swiftSettings: strict),
         .testTarget(
             name: "SeedMirrorIntegrationTests",
             dependencies: [

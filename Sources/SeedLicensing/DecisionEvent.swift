@@ -35,6 +35,8 @@ public struct DecisionEvent: Sendable, Equatable {
     /// A NetBIOS 15-character cut matched a longer known name.
     public var aliasFlag: Bool
     public var reason: String?
+    /// The upstream account (contract) the decision concerns, for per-account quota reports.
+    public var account: String? = nil
 
     public init(kind: Kind) {
         self.kind = kind

@@ -69,6 +69,8 @@ public struct AdminSection: Sendable, Equatable {
     public init(root: ConfigObject, baseDir: String) throws(ConfigError) {
         guard let o = try root.object("admin") else { return }
         token = try Secret.read(o, "token", baseDir: baseDir)
+        // Validated by AuditSection (admin.networks); read here so finish() accepts it.
+        _ = try o.stringArray("networks")
         try o.finish()
     }
 }

@@ -1,4 +1,0 @@
-import SeedAudit
-import Testing
-
-@Test func moduleLinks() {}
