@@ -279,6 +279,28 @@ struct SimulatorTests {
         }
     }
 
+    @Test func concurrentDownloadsForOneHostCostOneLicense() async throws {
+        var config = SimulatorConfiguration.testDefaults
+        config.packageBytes = 256 * 1024
+        try await withRunningSimulator(config) { sim in
+            let client = try sim.client()
+            let bodies = try await withThrowingTaskGroup(of: [UInt8].self) { group in
+                for i in 0..<16 {
+                    let request = sim.download(host: i % 2 == 0 ? "RACE1" : "race1.corp.example")
+                    group.addTask { try await client.send(request).body }
+                }
+                var all: [[UInt8]] = []
+                for try await body in group { all.append(body) }
+                return all
+            }
+            #expect(bodies.count == 16)
+            #expect(Set(bodies).count == 1)
+            #expect(sim.simulator.issued(host: "race1") == 1)
+            #expect(sim.simulator.counts.packageTransfers == 16)
+            #expect(sim.simulator.counts.licensesRedelivered == 15)
+        }
+    }
+
     @Test func bandwidthIsThrottled() async throws {
         var config = SimulatorConfiguration.testDefaults
         config.packageBytes = 256 * 1024
