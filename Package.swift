@@ -12,6 +12,8 @@ let package = Package(
     products: [
         .executable(name: "seed-mirror", targets: ["seed-mirror"]),
         .executable(name: "seed-cloud-sim", targets: ["seed-cloud-sim"]),
+        // For the separate fuzzing package in Fuzz/, which can only depend on products.
+        .library(name: "SeedHTTP", targets: ["SeedHTTP"]),
     ],
     targets: [
         // C modules: link the system libraries, wrap what Swift cannot import.
@@ -39,7 +41,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "SeedStore",
-            dependencies: ["SeedCore", "SeedPosix", "SeedZip", "SeedCompression", "CSeedOpenSSL"],
+            dependencies: ["SeedCore", "SeedPosix", "SeedZip", "SeedCompression", "CSeedOpenSSL", "CSeedShim"],
             swiftSettings: strict),
         .target(name: "SeedLedger", dependencies: ["SeedCore", "SeedLicensing", "CSeedSQLite"], swiftSettings: strict),
         .target(name: "SeedAudit", dependencies: ["SeedCore", "SeedPosix", "SeedLicensing", "CSeedOpenSSL"], swiftSettings: strict),

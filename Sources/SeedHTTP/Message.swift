@@ -142,3 +142,22 @@ public func reasonPhrase(_ status: Int) -> String {
     default: "Status \(status)"
     }
 }
+
+extension HTTPRequest {
+    /// Built by the parser, which has already split the target: skips the character-level split.
+    init(parsedMethod method: String, target: String, versionMinor: Int, headers: HTTPHeaders, keepAlive: Bool) {
+        self.method = method
+        self.target = target
+        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            self.path = String(target[..<q])
+            self.query = String(target[target.utf8.index(after: q)...])
+        } else {
+            self.path = target
+            self.query = nil
+        }
+        self.versionMinor = versionMinor
+        self.headers = headers
+        self.body = []
+        self.keepAlive = keepAlive
+    }
+}

@@ -38,5 +38,10 @@ static inline uint32_t seed_epoll_event_events(const struct epoll_event *ev) { r
 static inline uint64_t seed_epoll_event_data(const struct epoll_event *ev) { return ev->data.u64; }
 static inline size_t seed_epoll_event_size(void) { return sizeof(struct epoll_event); }
 
+// syncfs(2) is a GNU extension hidden without _GNU_SOURCE; SeedStore uses it to make a batch of blobs
+// durable with one call before renaming them into place.
+extern int syncfs(int fd);
+static inline int seed_syncfs(int fd) { return syncfs(fd); }
+
 int seed_shim_version(void);
 #endif

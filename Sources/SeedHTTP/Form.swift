@@ -1,0 +1,108 @@
+/// Decodes `application/x-www-form-urlencoded` text, also usable for a query string: pairs split on `&`,
+/// name and value on the first `=`, `+` is a space, `%XX` a byte; the bytes must be UTF-8.
+///
+/// Empty pairs (`a=1&&b=2`) are skipped; a pair without `=` has an empty value. A malformed escape or
+/// invalid UTF-8 throws `.malformed` naming the pair's position (values are never echoed: they may be tokens).
+public func decodeFormURLEncoded(_ s: Substring) throws(HTTPParseError) -> [(name: String, value: String)] {
+    var result: [(name: String, value: String)] = []
+    var index = 0
+    for pair in s.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+        index += 1
+        let eq = pair.firstIndex(of: UInt8(ascii: "="))
+        let rawName = eq.map { pair[..<$0] } ?? pair[...]
+        let rawValue = eq.map { pair[pair.index(after: $0)...] } ?? pair[pair.endIndex...]
+        let name: String
+        let value: String
+        switch decodePercent(Substring(rawName), plusAsSpace: true) {
+        case .success(let n): name = n
+        case .failure(let f): throw f.error(part: "name", pair: index)
+        }
+        switch decodePercent(Substring(rawValue), plusAsSpace: true) {
+        case .success(let v): value = v
+        case .failure(let f): throw f.error(part: "value", pair: index)
+        }
+        result.append((name, value))
+    }
+    return result
+}
+
+/// Decodes `%XX` escapes (and `+` as space when asked); nil when an escape is malformed or the bytes are
+/// not UTF-8.
+public func percentDecode(_ s: Substring, plusAsSpace: Bool) -> String? {
+    if case .success(let r) = decodePercent(s, plusAsSpace: plusAsSpace) { return r }
+    return nil
+}
+
+private enum PercentFailure: Error {
+    case badEscape(offset: Int)
+    case invalidUTF8
+
+    func error(part: String, pair: Int) -> HTTPParseError {
+        switch self {
+        case .badEscape(let offset):
+            HTTPParseError(
+                .malformed, "malformed percent escape at byte \(offset) of the \(part) of form field \(pair)")
+        case .invalidUTF8:
+            HTTPParseError(.malformed, "the \(part) of form field \(pair) is not valid UTF-8")
+        }
+    }
+}
+
+private func decodePercent(_ s: Substring, plusAsSpace: Bool) -> Result<String, PercentFailure> {
+    let utf8 = s.utf8
+    // Fast path: nothing to decode (the input is a Substring, so it is already valid UTF-8).
+    if !utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusAsSpace && $0 == UInt8(ascii: "+")) }) {
+        return .success(String(s))
+    }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(utf8.count)
+    var i = utf8.startIndex
+    var offset = 0
+    while i != utf8.endIndex {
+        let b = utf8[i]
+        if b == UInt8(ascii: "%") {
+            let h1 = utf8.index(after: i)
+            guard h1 != utf8.endIndex, let hi = hexValue(utf8[h1]) else { return .failure(.badEscape(offset: offset)) }
+            let h2 = utf8.index(after: h1)
+            guard h2 != utf8.endIndex, let lo = hexValue(utf8[h2]) else { return .failure(.badEscape(offset: offset)) }
+            bytes.append(UInt8(hi << 4 | lo))
+            i = utf8.index(after: h2)
+            offset += 3
+            continue
+        }
+        bytes.append(plusAsSpace && b == UInt8(ascii: "+") ? UInt8(ascii: " ") : b)
+        i = utf8.index(after: i)
+        offset += 1
+    }
+    guard let decoded = String(validating: bytes, as: UTF8.self) else { return .failure(.invalidUTF8) }
+    return .success(decoded)
+}
+
+/// The request target with the value of every `token` query parameter (name compared case-insensitively,
+/// after percent-decoding) replaced by `REDACTED`, for logs. Everything else is kept byte for byte.
+///
+/// Works on UTF-8 bytes, as the form decoder does: a combining or prepended character next to `&` must
+/// not hide a pair from redaction that the decoder would see.
+public func redactTokens(inTarget target: String) -> String {
+    let bytes = Array(target.utf8)
+    guard let q = bytes.firstIndex(of: UInt8(ascii: "?")) else { return target }
+    var out = Array(bytes[...q])
+    var changed = false
+    var first = true
+    for pair in bytes[(q + 1)...].split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: false) {
+        if !first { out.append(UInt8(ascii: "&")) }
+        first = false
+        if let eq = pair.firstIndex(of: UInt8(ascii: "=")) {
+            let rawName = String(decoding: pair[..<eq], as: UTF8.self)
+            let name = percentDecode(rawName[...], plusAsSpace: true) ?? rawName
+            if name.lowercased() == "token" {
+                out.append(contentsOf: pair[...eq])
+                out.append(contentsOf: "REDACTED".utf8)
+                changed = true
+                continue
+            }
+        }
+        out.append(contentsOf: pair)
+    }
+    return changed ? String(decoding: out, as: UTF8.self) : target
+}

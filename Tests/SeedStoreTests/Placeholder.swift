@@ -1,4 +1,0 @@
-import SeedStore
-import Testing
-
-@Test func moduleLinks() {}

@@ -1,4 +1,0 @@
-import SeedZip
-import Testing
-
-@Test func moduleLinks() {}
