@@ -110,8 +110,9 @@ public final class UpstreamClient: Sendable {
             throw error
         }
         try connection.writeAll(wire)
-        let reader = ResponseReader(connection: connection, bodyLimit: bodyLimit)
-        let head = try reader.readHead(requestMethod: request.method, maxHeadBytes: configuration.maxHeadBytes)
+        let reader = ResponseReader(
+            connection: connection, bodyLimit: bodyLimit, maxHeadBytes: configuration.maxHeadBytes)
+        let head = try reader.readHead(requestMethod: request.method)
         return (reader, head)
     }
 

@@ -36,8 +36,8 @@ private final class MemorySource: ResponseByteSource {
 private func readAll(_ source: MemorySource, method: String = "GET", limit: UInt64 = 1 << 20, maxHead: Int = 4096)
     throws(UpstreamError) -> (UpstreamResponseHead, [UInt8])
 {
-    let reader = ResponseReader(connection: source, bodyLimit: limit)
-    let head = try reader.readHead(requestMethod: method, maxHeadBytes: maxHead)
+    let reader = ResponseReader(connection: source, bodyLimit: limit, maxHeadBytes: maxHead)
+    let head = try reader.readHead(requestMethod: method)
     var body: [UInt8] = []
     while let piece = try reader.readBody(maxBytes: 7) { body += piece }
     return (head, body)
