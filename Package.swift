@@ -88,6 +88,7 @@ let package = Package(
             name: "SeedMirrorIntegrationTests",
             dependencies: [
                 "SeedServer", "SeedTestSupport", "SeedHTTPServer", "SeedTLS", "SeedHTTP", "SeedZip", "SeedUpstream",
+                "SeedLicensing",
             ],
             swiftSettings: strict),
     ]

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SeedCore
 import SeedHTTP
+import SeedLicensing
 import SeedServer
 import SeedTestSupport
 import SeedUpstream
@@ -324,6 +325,13 @@ struct UpstreamValueTests {
         let prefixed = UpstreamURL(string: "https://central.example:8443/mirror/")!
         #expect(VendorAPI.cloudDownload(base: prefixed, token: "T", host: "h", type: "server", os: "windows", arch: "x86")
             .url.target == "/mirror/api/public/thor10")
+    }
+
+    @Test func openSSLHostHashAgreesWithSeedLicensing() {
+        for host in ["ws01", "WS01", "a", "very-long-host-name-with-many-characters-0123456789", "ünïcode", ""] {
+            #expect(VendorAPI.hostHash(shortHost: host) == PortalHMAC.hash(shortHost: host), "\(host)")
+        }
+        #expect(VendorAPI.portalHostKey == PortalHMAC.keyHex)
     }
 
     @Test func urlsParse() {
