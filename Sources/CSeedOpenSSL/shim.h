@@ -45,8 +45,6 @@ static inline long seed_SSL_CTX_set_options(SSL_CTX *c, long o) { return (long)S
 static inline long seed_SSL_CTX_set_read_ahead(SSL_CTX *c, int on) { return SSL_CTX_set_read_ahead(c, on); }
 static inline long seed_SSL_get_max_cert_list(SSL *s) { return SSL_get_max_cert_list(s); }
 static inline int seed_SSL_CTX_set_ecdh_auto(SSL_CTX *c, int on) { (void)c; (void)on; return 1; }
-static inline uint64_t seed_SSL_OP_IGNORE_UNEXPECTED_EOF(void) { return SSL_OP_IGNORE_UNEXPECTED_EOF; }
-static inline uint64_t seed_SSL_CTX_set_options64(SSL_CTX *c, uint64_t o) { return SSL_CTX_set_options(c, o); }
 static inline int seed_TLS1_2_VERSION(void) { return TLS1_2_VERSION; }
 static inline int seed_SSL_VERIFY_PEER(void) { return SSL_VERIFY_PEER; }
 static inline int seed_X509_V_OK(void) { return X509_V_OK; }

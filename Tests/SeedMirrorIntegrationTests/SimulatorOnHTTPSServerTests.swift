@@ -9,8 +9,7 @@ import Testing
 /// The simulator is an ordinary `HTTPHandler`: these run it on the production HTTPS server.
 @Suite("Cloud simulator on HTTPSServer")
 struct SimulatorOnHTTPSServerTests {
-    @Test(.disabled("enable once HTTPSServer and TLSServerContext are implemented on main"))
-    func downloadPortalAndFaultsThroughTheProductionServer() async throws {
+    @Test func downloadPortalAndFaultsThroughTheProductionServer() async throws {
         try await withTemporaryDirectory { dir in
             let pki = try SimulatorPKI.make(in: dir)
             let sim = CloudSimulator(configuration: .testDefaults)
