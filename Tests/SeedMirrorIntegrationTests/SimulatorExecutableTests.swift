@@ -14,13 +14,22 @@ private let simulatorBinary: String = {
 struct SimulatorExecutableTests {
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: simulatorBinary), "seed-cloud-sim not built"))
     func printsItsAddressMintsCertificatesAndServes() async throws {
+        try await runExecutable(extraArguments: [])
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: simulatorBinary), "seed-cloud-sim not built"))
+    func servesWithTheSimpleServerToo() async throws {
+        try await runExecutable(extraArguments: ["--simple-server"])
+    }
+
+    private func runExecutable(extraArguments: [String]) async throws {
         try await withTemporaryDirectory { dir in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: simulatorBinary)
             process.arguments = [
                 "--listen", "127.0.0.1:0", "--certs", dir + "/certs", "--package-mb", "1", "--quota", "1",
                 "--token", "exe-token",
-            ]
+            ] + extraArguments
             let out = Pipe()
             process.standardOutput = out
             process.standardError = Pipe()

@@ -1,3 +1,4 @@
+import Foundation
 import SeedCore
 import SeedHTTPServer
 import SeedServer
@@ -43,6 +44,27 @@ struct SimulatorOnHTTPSServerTests {
                         base: base, token: "sim-token", host: "HS2", type: "server", os: "windows", arch: "amd64"))
             }
             #expect(error?.stage == .outcomeUnknown)
+
+            // A body shorter than its declared length, and a stall past the read timeout, are both
+            // answers the caller cannot trust: outcome unknown.
+            let quick = try UpstreamClient(
+                configuration: {
+                    var c = clientConfig
+                    c.readTimeout = .milliseconds(400)
+                    return c
+                }(), logger: .discard)
+            for fault in [SimulatorFault.shortBody, .stall(.seconds(3)), .delayHead(.seconds(3))] {
+                sim.inject(fault, route: .portal)
+                let e = await #expect(throws: UpstreamError.self, "\(fault)") {
+                    try await quick.send(
+                        VendorAPI.portalIssue(
+                            base: base, apiKey: "sim-api-key", type: "server", hash: sim.hostHash("hs3")))
+                }
+                #expect(e?.stage == .outcomeUnknown, "\(fault)")
+            }
+            let counts = try await client.send(UpstreamRequest(url: base.with(target: "/_sim/counts")))
+            let decoded = try JSONDecoder().decode(SimulatorCounts.self, from: Data(counts.body))
+            #expect(decoded.faultsApplied == 4)
             await server.shutdown(grace: .seconds(1))
         }
     }

@@ -20,15 +20,30 @@ public enum CloudSimulatorCommand {
           --lifetime-hours N     a host gets the same license within this time (default 8760)
           --token T              accepted download token (repeatable; default sim-token)
           --api-key K            accepted portal API key (repeatable; default sim-api-key)
+          --simple-server        serve with the blocking SimulatorServer instead of the production HTTPSServer
         control: GET /_sim/counts, POST /_sim/reset, POST /_sim/faults (JSON), POST /_sim/version?n=N
 
         """
+
+    /// Parsed command line.
+    public struct Options: Sendable {
+        public var simulator: SimulatorConfiguration
+        public var listen: ListenAddress
+        public var certificate: CertificateKeyPair
+        public var simpleServer: Bool
+    }
 
     /// Parses `argv` (without the program name) into a configuration, the listen address and the certificate.
     public static func parse(_ argv: [String]) throws(ConfigError) -> (
         SimulatorConfiguration, ListenAddress, CertificateKeyPair
     ) {
+        let o = try parseOptions(argv)
+        return (o.simulator, o.listen, o.certificate)
+    }
+
+    public static func parseOptions(_ argv: [String]) throws(ConfigError) -> Options {
         var args = Arguments(argv)
+        let simple = args.flag("--simple-server")
         var config = SimulatorConfiguration()
         func int(_ name: String) throws(ConfigError) -> Int? {
             guard let v = try args.option(name) else { return nil }
@@ -54,7 +69,7 @@ public enum CloudSimulatorCommand {
         try args.finish()
         let pair = CertificateKeyPair(
             certificateChainPath: certs + "/server-rsa.pem", privateKeyPath: certs + "/server-rsa.key")
-        return (config, listen, pair)
+        return Options(simulator: config, listen: listen, certificate: pair, simpleServer: simple)
     }
 
     public static func main(_ argv: [String]) async -> Int32 {
@@ -63,21 +78,45 @@ public enum CloudSimulatorCommand {
             return 0
         }
         do {
-            let (config, listen, pair) = try parse(argv)
+            let options = try parseOptions(argv)
+            let pair = options.certificate
             let logger = Logger(level: .info, sink: StderrSink())
+            let dir = (pair.certificateChainPath as NSString).deletingLastPathComponent
             if !FileManager.default.fileExists(atPath: pair.certificateChainPath) {
-                let dir = (pair.certificateChainPath as NSString).deletingLastPathComponent
                 let pki = try CertificateAuthority.writeDevelopmentPKI(
                     to: dir,
                     names: ["localhost", "127.0.0.1", "cloud.nextron-systems.com", "portal.nextron-systems.com"],
                     caCommonName: "SeedMirror Cloud Simulator CA", reuseExistingCA: true)
-                FileHandle.standardError.write(Data("seed-cloud-sim: wrote certificates; trust \(pki.caCertificatePath)\n".utf8))
+                FileHandle.standardError.write(
+                    Data("seed-cloud-sim: wrote certificates; trust \(pki.caCertificatePath)\n".utf8))
             }
-            let simulator = CloudSimulator(configuration: config, logger: logger)
-            let server = try SimulatorServer(handler: simulator, certificate: pair, logger: logger)
-            let bound = try server.start(listen: listen)
+            let simulator = CloudSimulator(configuration: options.simulator, logger: logger)
+            let bound: ListenAddress
+            // Kept alive until the process ends.
+            let keep: any Sendable
+            if options.simpleServer {
+                let server = try SimulatorServer(handler: simulator, certificate: pair, logger: logger)
+                bound = try server.start(listen: options.listen)
+                keep = server
+            } else {
+                var pairs = [pair]
+                let ecdsa = CertificateKeyPair(
+                    certificateChainPath: dir + "/server-ecdsa.pem", privateKeyPath: dir + "/server-ecdsa.key")
+                if FileManager.default.fileExists(atPath: ecdsa.certificateChainPath) { pairs.append(ecdsa) }
+                let tls = try TLSServerContext(configuration: TLSServerConfiguration(certificates: pairs))
+                var config = HTTPServerConfiguration(listeners: [options.listen])
+                config.limits.maxBodyBytes = 4 * 1024 * 1024
+                let server = HTTPSServer(
+                    configuration: config, tls: tls, handler: simulator, logger: logger, accessLog: nil)
+                guard let first = try server.start().first else { throw SimulatorError("no listener started") }
+                bound = first
+                keep = server
+            }
             FileHandle.standardOutput.write(Data("seed-cloud-sim listening on https://\(bound)\n".utf8))
-            while true { try? await Task.sleep(for: .seconds(3600)) }
+            while true {
+                try? await Task.sleep(for: .seconds(3600))
+                _ = keep
+            }
         } catch {
             FileHandle.standardError.write(Data("seed-cloud-sim: \(error)\n\(usage)".utf8))
             return 2
