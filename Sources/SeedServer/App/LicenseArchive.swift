@@ -12,59 +12,59 @@ func storedZip(_ members: [(name: String, bytes: [UInt8])]) -> [UInt8] {
         let crc = crc32(m.bytes)
         let offset = UInt32(out.count)
         var local: [UInt8] = []
-        local.le32(0x0403_4b50)
-        local.le16(20)  // version needed
-        local.le16(0x0800)  // UTF-8 names
-        local.le16(0)  // stored
-        local.le16(dosTime)
-        local.le16(dosDate)
-        local.le32(crc)
-        local.le32(UInt32(m.bytes.count))
-        local.le32(UInt32(m.bytes.count))
-        local.le16(UInt16(name.count))
-        local.le16(0)
+        local.appendLE32(0x0403_4b50)
+        local.appendLE16(20)  // version needed
+        local.appendLE16(0x0800)  // UTF-8 names
+        local.appendLE16(0)  // stored
+        local.appendLE16(dosTime)
+        local.appendLE16(dosDate)
+        local.appendLE32(crc)
+        local.appendLE32(UInt32(m.bytes.count))
+        local.appendLE32(UInt32(m.bytes.count))
+        local.appendLE16(UInt16(name.count))
+        local.appendLE16(0)
         out += local
         out += name
         out += m.bytes
 
-        central.le32(0x0201_4b50)
-        central.le16(20)  // made by: MS-DOS, 2.0
-        central.le16(20)
-        central.le16(0x0800)
-        central.le16(0)
-        central.le16(dosTime)
-        central.le16(dosDate)
-        central.le32(crc)
-        central.le32(UInt32(m.bytes.count))
-        central.le32(UInt32(m.bytes.count))
-        central.le16(UInt16(name.count))
-        central.le16(0)  // extra
-        central.le16(0)  // comment
-        central.le16(0)  // disk
-        central.le16(0)  // internal attributes
-        central.le32(0)  // external attributes
-        central.le32(offset)
+        central.appendLE32(0x0201_4b50)
+        central.appendLE16(20)  // made by: MS-DOS, 2.0
+        central.appendLE16(20)
+        central.appendLE16(0x0800)
+        central.appendLE16(0)
+        central.appendLE16(dosTime)
+        central.appendLE16(dosDate)
+        central.appendLE32(crc)
+        central.appendLE32(UInt32(m.bytes.count))
+        central.appendLE32(UInt32(m.bytes.count))
+        central.appendLE16(UInt16(name.count))
+        central.appendLE16(0)  // extra
+        central.appendLE16(0)  // comment
+        central.appendLE16(0)  // disk
+        central.appendLE16(0)  // internal attributes
+        central.appendLE32(0)  // external attributes
+        central.appendLE32(offset)
         central += name
     }
     let cdOffset = UInt32(out.count)
     out += central
-    out.le32(0x0605_4b50)
-    out.le16(0)
-    out.le16(0)
-    out.le16(UInt16(members.count))
-    out.le16(UInt16(members.count))
-    out.le32(UInt32(central.count))
-    out.le32(cdOffset)
-    out.le16(0)
+    out.appendLE32(0x0605_4b50)
+    out.appendLE16(0)
+    out.appendLE16(0)
+    out.appendLE16(UInt16(members.count))
+    out.appendLE16(UInt16(members.count))
+    out.appendLE32(UInt32(central.count))
+    out.appendLE32(cdOffset)
+    out.appendLE16(0)
     return out
 }
 
 extension Array where Element == UInt8 {
-    fileprivate mutating func le16(_ v: UInt16) {
+    fileprivate mutating func appendLE16(_ v: UInt16) {
         append(UInt8(v & 0xff))
         append(UInt8(v >> 8))
     }
-    fileprivate mutating func le32(_ v: UInt32) {
+    fileprivate mutating func appendLE32(_ v: UInt32) {
         for i in 0..<4 { append(UInt8((v >> (8 * UInt32(i))) & 0xff)) }
     }
 }
