@@ -23,7 +23,7 @@ public func readPackage(_ bytes: [UInt8]) throws -> PackageContents {
 /// Runs `unzip -t` on the bytes; returns its exit status and output.
 public func unzipTest(_ bytes: [UInt8]) throws -> (status: Int32, output: String) {
     let path = NSTemporaryDirectory() + "seedmirror-unzip-" + UUID().uuidString + ".zip"
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     defer { try? FileManager.default.removeItem(atPath: path) }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/unzip")
