@@ -4,7 +4,7 @@ import Synchronization
 
 /// A small HTTP CONNECT proxy on loopback for tests: one thread per connection, optional Basic
 /// credentials (`407` without them), counts the tunnels it opened. Only CONNECT is served.
-public final class LoopbackConnectProxy: @unchecked Sendable {
+public final class MirrorTestProxy: @unchecked Sendable {
     public let port: UInt16
     private let listener: Int32
     private let credentials: String?
