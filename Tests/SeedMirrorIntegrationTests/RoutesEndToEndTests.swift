@@ -91,6 +91,30 @@ import Testing
     }
 }
 
+extension RoutesEndToEndTests {
+    @Test func warmAnswersSupportHEADAndRanges() async throws {
+        try await withRunningMirror { (m: RunningMirror) async throws in
+            let full = try await m.send(SeedCalls.cloud(port: m.port, host: "ranger", token: m.clientToken))
+            #expect(full.status == 200)
+            #expect(await eventually { (try? m.lab.app.store.currentDigest(PackageKeyForTests.windowsAMD64)) != nil })
+            let warm = try await m.send(SeedCalls.cloud(port: m.port, host: "ranger", token: m.clientToken))
+            let etag = try #require(warm.header("ETag"))
+            #expect(warm.header("Accept-Ranges") == "bytes")
+            var head = SeedCalls.cloud(port: m.port, host: "ranger", token: m.clientToken)
+            head.method = "HEAD"
+            let h = try await m.send(head)
+            #expect(h.status == 200 && h.body.isEmpty && h.header("Content-Length") == String(warm.body.count))
+            var ranged = SeedCalls.cloud(port: m.port, host: "ranger", token: m.clientToken)
+            ranged.headers.add("Range", "bytes=100-1099")
+            ranged.headers.add("If-Range", etag)
+            let part = try await m.send(ranged)
+            #expect(part.status == 206)
+            #expect(part.body == Array(warm.body[100..<1100]))
+            #expect(m.simulator.counts.licensesIssued == 1)
+        }
+    }
+}
+
 /// Runs `n` copies of `work` at once and returns their results in order.
 func concurrently<T: Sendable>(_ n: Int, _ work: @escaping @Sendable (Int) async throws -> T) async throws -> [T] {
     try await withThrowingTaskGroup(of: (Int, T).self) { g in

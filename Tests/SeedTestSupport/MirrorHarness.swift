@@ -80,3 +80,13 @@ extension RunningMirror {
 public enum PackageKeyForTests {
     public static let windowsAMD64 = PackageKey(product: "thor10", os: "windows", arch: "amd64", variant: "full")
 }
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
+public func eventually(timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return await condition()
+}
