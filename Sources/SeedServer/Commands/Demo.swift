@@ -131,6 +131,7 @@ public enum DemoCommand {
         say("       -o WS03.lic \"https://localhost:\(mirror.port)/api/v0/licensing/issue?token=$(cat \(tokenFile))\"")
         say("  curl --cacert \(ca) https://localhost:\(mirror.port)/readyz")
         say("Access log: \(dir)/access.log. Stop with Ctrl-C.")
+        fflush(nil)
         let watcher = SignalWatcher()
         for await event in watcher.events {
             if case .terminate = event { break }
