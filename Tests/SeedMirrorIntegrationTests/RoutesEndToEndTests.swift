@@ -1,4 +1,5 @@
 import Foundation
+import SeedAudit
 import SeedCore
 import SeedServer
 import SeedTestSupport
@@ -111,6 +112,10 @@ extension RoutesEndToEndTests {
             #expect(part.status == 206)
             #expect(part.body == Array(warm.body[100..<1100]))
             #expect(m.simulator.counts.licensesIssued == 1)
+            let metrics = m.lab.app.metrics
+            #expect((metrics.value(MetricNames.cacheMisses) ?? 0) == 1)
+            #expect((metrics.value(MetricNames.cacheHits) ?? 0) >= 3)
+            #expect((metrics.value(MetricNames.requests, labels: [("route", "cloud"), ("status", "200")]) ?? 0) >= 3)
         }
     }
 }

@@ -16,6 +16,14 @@ import Testing
             #expect(try await m.send(SeedCalls.asgardV1(port: m.port, host: "ws1", token: nil)).status == 401)
             #expect(try await m.send(SeedCalls.licenseOnly(port: m.port, hosts: ["a"], token: "nope")).status == 403)
             #expect(m.simulator.counts.requests.isEmpty, "\(m.simulator.counts.json())")
+            // Unknown and revoked tokens are in the audit trail (by name when known), never the token.
+            let auditDir = m.directory + "/cache/audit"
+            #expect(await eventually {
+                let text = ((try? FileManager.default.contentsOfDirectory(atPath: auditDir)) ?? []).map {
+                    (try? String(contentsOfFile: auditDir + "/" + $0, encoding: .utf8)) ?? ""
+                }.joined()
+                return text.contains("client-token") && text.contains("gone") && !text.contains("not-a-token")
+            })
         }
     }
 
