@@ -1,8 +1,8 @@
 import Foundation
-import Synchronization
 import SeedServer
 import SeedTLS
 import SeedTestSupport
+import Synchronization
 import Testing
 
 /// `seed-mirror serve` as a real process: prints its addresses, reloads certificates on SIGHUP (and
@@ -40,7 +40,9 @@ import Testing
             reader.start()
             #expect(await eventually(timeout: .seconds(30)) { !firstLine.withLock { $0 }.isEmpty })
             let line = firstLine.withLock { $0 }
-            let port = try #require(line.split(separator: ":").last.flatMap { UInt16($0.trimmingCharacters(in: .whitespacesAndNewlines)) }, "\(line)")
+            let port = try #require(
+                line.split(separator: ":").last.flatMap { UInt16($0.trimmingCharacters(in: .whitespacesAndNewlines)) },
+                "\(line)")
             let ctx = try TLSClientContext(caFile: r.pki.caCertificatePath)
             let c = try TLSTestClient(host: "127.0.0.1", port: port, context: ctx, serverName: "localhost")
             #expect(try c.request("GET", "/healthz").status == 200)
@@ -49,12 +51,14 @@ import Testing
             _ = try InitCommand.run(dir: dir, names: ["localhost", "127.0.0.1"], force: true)
             kill(p.processIdentifier, SIGHUP)
             let auditDir = dir + "/cache/audit"
-            #expect(await eventually {
-                let files = (try? FileManager.default.contentsOfDirectory(atPath: auditDir)) ?? []
-                return files.contains { f in
-                    ((try? String(contentsOfFile: auditDir + "/" + f, encoding: .utf8)) ?? "").contains("config-reload")
-                }
-            })
+            #expect(
+                await eventually {
+                    let files = (try? FileManager.default.contentsOfDirectory(atPath: auditDir)) ?? []
+                    return files.contains { f in
+                        ((try? String(contentsOfFile: auditDir + "/" + f, encoding: .utf8)) ?? "").contains(
+                            "config-reload")
+                    }
+                })
             let c2 = try TLSTestClient(host: "127.0.0.1", port: port, context: ctx, serverName: "localhost")
             #expect(try c2.request("GET", "/readyz").status == 200)
 

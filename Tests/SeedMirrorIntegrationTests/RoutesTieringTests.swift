@@ -13,7 +13,8 @@ import Testing
         try await withRunningMirror { (central: RunningMirror) async throws in
             try await withTemporaryDirectory { (dir: String) async throws in
                 let r = try InitCommand.run(dir: dir, names: ["localhost", "127.0.0.1"], force: false)
-                var root = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: r.configPath)))
+                var root =
+                    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: r.configPath)))
                     as! [String: Any]
                 let base = "https://127.0.0.1:\(central.port)"
                 root["listen"] = ["127.0.0.1:0"]
@@ -31,12 +32,14 @@ import Testing
                 c.maxBodyBytes = 64 << 20
                 let client = try UpstreamClient(configuration: c, logger: .discard)
 
-                let first = try await client.send(SeedCalls.cloud(port: port, host: "BR-WS1", token: r.clientTokenValue))
+                let first = try await client.send(
+                    SeedCalls.cloud(port: port, host: "BR-WS1", token: r.clientTokenValue))
                 #expect(first.status == 200, "\(String(decoding: first.body.prefix(200), as: UTF8.self))")
                 #expect(try readPackage(first.body).licenses.first?.bytes == central.simulator.license(host: "br-ws1"))
                 #expect(await eventually { (try? branch.store.currentDigest(PackageKeyForTests.windowsAMD64)) != nil })
 
-                let second = try await client.send(SeedCalls.cloud(port: port, host: "BR-WS2", token: r.clientTokenValue))
+                let second = try await client.send(
+                    SeedCalls.cloud(port: port, host: "BR-WS2", token: r.clientTokenValue))
                 #expect(second.status == 200)
                 #expect(try readPackage(second.body).licenses.first?.bytes == central.simulator.license(host: "br-ws2"))
                 let counts = central.simulator.counts
@@ -51,6 +54,7 @@ import Testing
 extension InitCommand.Result {
     /// The client token `init` wrote.
     var clientTokenValue: String {
-        ((try? String(contentsOfFile: clientTokenPath, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        ((try? String(contentsOfFile: clientTokenPath, encoding: .utf8)) ?? "").trimmingCharacters(
+            in: .whitespacesAndNewlines)
     }
 }

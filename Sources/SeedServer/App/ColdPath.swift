@@ -182,7 +182,8 @@ public final class PackageService: Sendable {
             guard let lic = pickLicense(licenses, hostKey: hostKey) else {
                 throw IssueError(.outcomeUnknown, "the upstream package for \(hostKey) contained no license file")
             }
-            return IssuedLicense(bytes: try validatedLicenseBody(lic.bytes), source: .upstream, upstreamReference: lic.name)
+            return IssuedLicense(
+                bytes: try validatedLicenseBody(lic.bytes), source: .upstream, upstreamReference: lic.name)
         }
         counters.withLock { $0.licenseOnlyCalls += 1 }
         let started = ContinuousClock.now
@@ -221,7 +222,8 @@ public final class PackageService: Sendable {
         let body = try await upstream.fetchPackage(fetch)
         let writer: TempFileWriter
         do {
-            writer = try TempFileWriter(creatingIn: catalog.temporaryDirectory, prefix: "upstream-\(key.os)-\(key.arch)")
+            writer = try TempFileWriter(
+                creatingIn: catalog.temporaryDirectory, prefix: "upstream-\(key.os)-\(key.arch)")
         } catch {
             body.cancel()
             throw IssueError(.outcomeUnknown, "cannot create a temp file for the upstream package: \(error)")
@@ -232,7 +234,8 @@ public final class PackageService: Sendable {
                 let r = RelayStream(file: try SharedFile(openingForReading: writer.path), length: length)
                 if handoff.offer(.relay(r)) { relay = r }
             } catch {
-                logger.warning("cannot open the relay file; the seed waits for the whole download", [("error", "\(error)")])
+                logger.warning(
+                    "cannot open the relay file; the seed waits for the whole download", [("error", "\(error)")])
             }
         }
         do throws(IssueError) {
