@@ -1,0 +1,531 @@
+public import Foundation
+import Glibc
+public import SeedLicensing
+
+/// The SQLite ledger behind the LicenseDesk: hosts, licenses, intents and outcomes, quota counters,
+/// offline pool, pending hosts and a small `meta` table (the audit chain head). See docs/design.md.
+///
+/// WAL, `synchronous=FULL` (a committed intent survives power loss), busy timeout 5 s. One process owns
+/// a ledger at a time (an exclusive `flock` on `PATH.lock`); a read-only open skips the lock. Calls are
+/// serialized by a lock and block the caller: call from a worker or the desk, never an event loop.
+public final class Ledger: LicenseLedger, @unchecked Sendable {
+    /// The schema this build writes. Migrations take older files up to it.
+    public static let schemaVersion = 1
+
+    private let db: Database
+    private let lock = NSLock()
+    private let lockFD: Int32
+    public let path: String
+    public let readOnly: Bool
+
+    /// Opens (creating when absent, unless read-only) and migrates a ledger. Fails with one sentence:
+    /// "locked by another process", "not a SeedMirror ledger or corrupt: …", or "written by a newer SeedMirror".
+    public static func open(path: String, readOnly: Bool = false) throws(LedgerError) -> Ledger {
+        var fd: Int32 = -1
+        if !readOnly {
+            fd = Glibc.open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                throw LedgerError(
+                    .io, path: path, "cannot open lock file \(path).lock: \(String(cString: strerror(errno)))")
+            }
+            if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                let e = errno
+                Glibc.close(fd)
+                if e == EWOULDBLOCK { throw LedgerError(.locked, path: path, "") }
+                throw LedgerError(.io, path: path, "cannot lock \(path).lock: \(String(cString: strerror(e)))")
+            }
+        } else if !FileManager.default.fileExists(atPath: path) {
+            throw LedgerError(.notFound, path: path, "no ledger at this path")
+        }
+        do {
+            let db = try Database(path: path, readOnly: readOnly)
+            let ledger = Ledger(db: db, lockFD: fd, path: path, readOnly: readOnly)
+            try ledger.prepareSchema()
+            return ledger
+        } catch {
+            if fd >= 0 { Glibc.close(fd) }
+            throw error
+        }
+    }
+
+    private init(db: Database, lockFD: Int32, path: String, readOnly: Bool) {
+        self.db = db
+        self.lockFD = lockFD
+        self.path = path
+        self.readOnly = readOnly
+    }
+
+    deinit {
+        // Closing the descriptor releases the flock.
+        if lockFD >= 0 { Glibc.close(lockFD) }
+    }
+
+    private func locked<T>(_ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    // MARK: - Schema
+
+    /// Index i takes schema i to i+1.
+    private static let migrations: [String] = [
+        """
+        CREATE TABLE schema_version(version INTEGER NOT NULL);
+        CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE hosts(key TEXT PRIMARY KEY, aliases TEXT NOT NULL DEFAULT '', first_address TEXT,
+          last_address TEXT, first_seen REAL NOT NULL, last_seen REAL NOT NULL);
+        CREATE TABLE licenses(id INTEGER PRIMARY KEY, host_key TEXT NOT NULL, type TEXT NOT NULL,
+          account TEXT NOT NULL, source TEXT NOT NULL, bytes BLOB NOT NULL, issued_at REAL NOT NULL,
+          expires_at REAL NOT NULL, upstream_ref TEXT, portal_hmac TEXT NOT NULL, client_address TEXT,
+          revoked_at REAL, intent_id INTEGER);
+        CREATE INDEX licenses_by_key ON licenses(host_key, account, type);
+        CREATE TABLE intents(id INTEGER PRIMARY KEY, account TEXT NOT NULL, host_key TEXT NOT NULL,
+          type TEXT NOT NULL, started_at REAL NOT NULL, state TEXT NOT NULL, detail TEXT, settled_at REAL);
+        CREATE INDEX intents_by_state ON intents(state);
+        CREATE TABLE quota_accounts(account TEXT PRIMARY KEY, used INTEGER NOT NULL DEFAULT 0,
+          learned_total INTEGER, learned_at REAL);
+        CREATE TABLE quota_tokens(token_name TEXT PRIMARY KEY, used INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE pool(host_key TEXT NOT NULL, type TEXT NOT NULL, bytes BLOB NOT NULL, imported_at REAL NOT NULL,
+          expires_at REAL NOT NULL, source_name TEXT NOT NULL, used_at REAL, PRIMARY KEY(host_key, type));
+        CREATE TABLE pending_hosts(host_key TEXT NOT NULL, type TEXT NOT NULL, first_asked REAL NOT NULL,
+          last_asked REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY(host_key, type));
+        INSERT INTO schema_version(version) VALUES (0);
+        """
+    ]
+
+    private func prepareSchema() throws(LedgerError) {
+        try db.execute("PRAGMA busy_timeout = 5000")
+        // The first read of the file: a non-database or damaged header fails here (SQLITE_NOTADB).
+        let tables = Set(
+            try db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").rows { $0.text(0) ?? "" })
+        var version = 0
+        if !tables.isEmpty {
+            guard tables.contains("schema_version") else {
+                throw LedgerError(.corrupt, path: path, "it has tables but no schema_version table")
+            }
+            guard let v = try db.prepare("SELECT version FROM schema_version").rows({ Int($0.int(0)) }).first else {
+                throw LedgerError(.corrupt, path: path, "schema_version is empty")
+            }
+            version = v
+        }
+        if version > Ledger.schemaVersion {
+            throw LedgerError(.newerSchema(found: version, supported: Ledger.schemaVersion), path: path, "")
+        }
+        if readOnly {
+            guard version == Ledger.schemaVersion else {
+                throw LedgerError(.io, path: path, "schema \(version) needs a migration; open it read-write first")
+            }
+            return
+        }
+        try db.execute("PRAGMA journal_mode = WAL")
+        try db.execute("PRAGMA synchronous = FULL")
+        while version < Ledger.schemaVersion {
+            let sql = Ledger.migrations[version]
+            let next = version + 1
+            try db.transaction { () throws(LedgerError) in
+                try db.execute(sql)
+                try db.execute("UPDATE schema_version SET version = \(next)")
+            }
+            version = next
+        }
+    }
+
+    /// Runs `PRAGMA integrity_check`; "ok" when the file is sound.
+    public func integrityCheck() throws(LedgerError) -> String {
+        try locked { () throws(LedgerError) in
+            try db.prepare("PRAGMA integrity_check").rows { $0.text(0) ?? "" }.joined(separator: "\n")
+        }
+    }
+
+    /// Test and migration seam: the stored schema version.
+    public func storedSchemaVersion() throws(LedgerError) -> Int {
+        try locked { () throws(LedgerError) in
+            Int(try db.prepare("SELECT version FROM schema_version").rows { $0.int(0) }.first ?? 0)
+        }
+    }
+
+    /// Test seam: pretend a newer SeedMirror wrote this file.
+    public func executeForTestsSetVersion(_ version: Int) throws(LedgerError) {
+        try locked { () throws(LedgerError) in try db.execute("UPDATE schema_version SET version = \(version)") }
+    }
+
+    /// Test seam: make this file look like some other application's SQLite database.
+    public func executeForTestsDropSchemaVersion() throws(LedgerError) {
+        try locked { () throws(LedgerError) in try db.execute("DROP TABLE schema_version") }
+    }
+
+    // MARK: - Meta
+
+    public func writeMeta(_ key: String, _ value: String) throws(LedgerError) {
+        try locked { () throws(LedgerError) in
+            try db.prepare(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+            )
+            .run([.text(key), .text(value)])
+        }
+    }
+
+    /// Stores a meta value; false when the write failed (use `writeMeta` to see why).
+    @discardableResult
+    public func setMeta(_ key: String, _ value: String) -> Bool {
+        do { try writeMeta(key, value) } catch { return false }
+        return true
+    }
+
+    /// Reads a meta value, surfacing a read failure (the audit head store wants to know).
+    public func readMeta(_ key: String) throws(LedgerError) -> String? {
+        try locked { () throws(LedgerError) in
+            try db.prepare("SELECT value FROM meta WHERE key = ?").rows([.text(key)]) { $0.text(0) }.first ?? nil
+        }
+    }
+
+    public func meta(_ key: String) -> String? {
+        try? locked { () throws(LedgerError) in
+            try db.prepare("SELECT value FROM meta WHERE key = ?").rows([.text(key)]) { $0.text(0) }.first ?? nil
+        }
+    }
+
+    // MARK: - Licenses
+
+    private static let licenseColumns =
+        "id, host_key, type, account, source, bytes, issued_at, expires_at, upstream_ref, portal_hmac, client_address, revoked_at"
+
+    private static func license(_ s: Statement) -> LicenseRecord {
+        LicenseRecord(
+            id: s.int(0),
+            key: LicenseKey(
+                account: s.text(3) ?? "", hostKey: s.text(1) ?? "",
+                type: LicenseType(word: s.text(2) ?? "") ?? .workstation),
+            source: IssuedLicense.Source(rawValue: s.text(4) ?? "") ?? .upstream, bytes: s.blob(5),
+            issuedAt: s.date(6) ?? .distantPast, expiresAt: s.date(7) ?? .distantPast, upstreamReference: s.text(8),
+            portalHMAC: s.text(9) ?? "", clientAddress: s.text(10), revokedAt: s.date(11))
+    }
+
+    public func activeLicenses(now: Date) throws(LedgerError) -> [LicenseRecord] {
+        try locked { () throws(LedgerError) in
+            // Latest unrevoked license per key.
+            try db.prepare(
+                """
+                SELECT \(Ledger.licenseColumns) FROM licenses l WHERE revoked_at IS NULL AND expires_at > ?
+                AND id = (SELECT MAX(id) FROM licenses m WHERE m.host_key = l.host_key AND m.account = l.account
+                          AND m.type = l.type AND m.revoked_at IS NULL)
+                """
+            ).rows([.real(now.timeIntervalSince1970)], Ledger.license)
+        }
+    }
+
+    public func licenses(hostKey: String?) throws(LedgerError) -> [LicenseRecord] {
+        try locked { () throws(LedgerError) in
+            if let hostKey {
+                return try db.prepare("SELECT \(Ledger.licenseColumns) FROM licenses WHERE host_key = ? ORDER BY id")
+                    .rows([.text(hostKey)], Ledger.license)
+            }
+            return try db.prepare("SELECT \(Ledger.licenseColumns) FROM licenses ORDER BY id").rows([], Ledger.license)
+        }
+    }
+
+    public func licensedHostKeys() throws(LedgerError) -> [String] {
+        try locked { () throws(LedgerError) in
+            try db.prepare("SELECT DISTINCT host_key FROM licenses").rows { $0.text(0) ?? "" }
+        }
+    }
+
+    private func insertLicense(_ l: LicenseRecord, intent: Int64?) throws(LedgerError) -> LicenseRecord {
+        try db.prepare(
+            """
+            INSERT INTO licenses(host_key, type, account, source, bytes, issued_at, expires_at, upstream_ref,
+              portal_hmac, client_address, revoked_at, intent_id) VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?)
+            """
+        ).run([
+            .text(l.key.hostKey), .text(l.key.type.rawValue), .text(l.key.account), .text(l.source.rawValue),
+            .blob(l.bytes), .real(l.issuedAt.timeIntervalSince1970), .real(l.expiresAt.timeIntervalSince1970),
+            l.upstreamReference.map { .text($0) } ?? .null, .text(l.portalHMAC),
+            l.clientAddress.map { .text($0) } ?? .null,
+            intent.map { .int($0) } ?? .null,
+        ])
+        var out = l
+        out.id = db.lastInsertRowID
+        return out
+    }
+
+    public func storeLicense(_ license: LicenseRecord) throws(LedgerError) -> LicenseRecord {
+        try locked { () throws(LedgerError) in try insertLicense(license, intent: nil) }
+    }
+
+    public func revokeLicenses(hostKey: String, at: Date) throws(LedgerError) -> Int {
+        try locked { () throws(LedgerError) in
+            try db.prepare("UPDATE licenses SET revoked_at = ? WHERE host_key = ? AND revoked_at IS NULL")
+                .run([.real(at.timeIntervalSince1970), .text(hostKey)])
+            return db.changes
+        }
+    }
+
+    // MARK: - Hosts
+
+    public func hosts() throws(LedgerError) -> [HostRecord] {
+        try locked { () throws(LedgerError) in
+            try db.prepare(
+                "SELECT key, aliases, first_address, last_address, first_seen, last_seen FROM hosts ORDER BY key"
+            )
+            .rows { s in
+                HostRecord(
+                    key: s.text(0) ?? "", aliases: (s.text(1) ?? "").split(separator: " ").map(String.init),
+                    firstAddress: s.text(2), lastAddress: s.text(3), firstSeen: s.date(4) ?? .distantPast,
+                    lastSeen: s.date(5) ?? .distantPast)
+            }
+        }
+    }
+
+    public func noteHostSeen(key: String, alias: String?, address: String?, at: Date) throws(LedgerError) {
+        try locked { () throws(LedgerError) in
+            let t = at.timeIntervalSince1970
+            let addr: SQLValue = address.map { .text($0) } ?? .null
+            try db.prepare(
+                """
+                INSERT INTO hosts(key, aliases, first_address, last_address, first_seen, last_seen) VALUES (?, '', ?, ?, ?, ?)
+                ON CONFLICT(key) DO UPDATE SET last_seen = excluded.last_seen,
+                  last_address = COALESCE(excluded.last_address, last_address),
+                  first_address = COALESCE(first_address, excluded.first_address)
+                """
+            ).run([.text(key), addr, addr, .real(t), .real(t)])
+            // Aliases are space-separated spellings as asked (host names hold no spaces); a few per host.
+            if let alias, !alias.isEmpty {
+                let clean = String(alias.prefix(253).map { $0 == " " ? "_" : $0 })
+                let current =
+                    try db.prepare("SELECT aliases FROM hosts WHERE key = ?").rows([.text(key)]) { $0.text(0) ?? "" }
+                    .first ?? ""
+                var list = current.split(separator: " ").map(String.init)
+                if !list.contains(clean) && list.count < 32 {
+                    list.append(clean)
+                    try db.prepare("UPDATE hosts SET aliases = ? WHERE key = ?").run([
+                        .text(list.joined(separator: " ")), .text(key),
+                    ])
+                }
+            }
+        }
+    }
+
+    // MARK: - Quotas
+
+    public func quotaCounters() throws(LedgerError) -> QuotaCounters {
+        try locked { () throws(LedgerError) in
+            var q = QuotaCounters()
+            for (a, used, learned) in try db.prepare("SELECT account, used, learned_total FROM quota_accounts").rows({
+                ($0.text(0) ?? "", Int($0.int(1)), $0.isNull(2) ? nil : Int($0.int(2)))
+            }) {
+                q.perAccount[a] = used
+                q.learnedTotals[a] = learned
+            }
+            for (t, used) in try db.prepare("SELECT token_name, used FROM quota_tokens").rows({
+                ($0.text(0) ?? "", Int($0.int(1)))
+            }) {
+                q.perToken[t] = used
+            }
+            return q
+        }
+    }
+
+    public func setLearnedQuota(account: String, total: Int, at: Date) throws(LedgerError) {
+        try locked { () throws(LedgerError) in
+            try db.prepare(
+                """
+                INSERT INTO quota_accounts(account, used, learned_total, learned_at) VALUES (?, 0, ?, ?)
+                ON CONFLICT(account) DO UPDATE SET learned_total = excluded.learned_total, learned_at = excluded.learned_at
+                """
+            ).run([.text(account), .int(Int64(total)), .real(at.timeIntervalSince1970)])
+        }
+    }
+
+    // MARK: - Intents
+
+    private static func intentRecord(_ s: Statement) -> IntentRecord {
+        IntentRecord(
+            id: s.int(0),
+            key: LicenseKey(
+                account: s.text(1) ?? "", hostKey: s.text(2) ?? "",
+                type: LicenseType(word: s.text(3) ?? "") ?? .workstation),
+            startedAt: s.date(4) ?? .distantPast, state: IntentState(rawValue: s.text(5) ?? "") ?? .unknown,
+            detail: s.text(6))
+    }
+    private static let intentColumns = "id, account, host_key, type, started_at, state, detail"
+
+    public func beginIntent(_ key: LicenseKey, at: Date) throws(LedgerError) -> Int64 {
+        try locked { () throws(LedgerError) in
+            try db.prepare(
+                "INSERT INTO intents(account, host_key, type, started_at, state) VALUES (?, ?, ?, ?, 'pending')"
+            )
+            .run([.text(key.account), .text(key.hostKey), .text(key.type.rawValue), .real(at.timeIntervalSince1970)])
+            return db.lastInsertRowID
+        }
+    }
+
+    public func completeIntent(_ id: Int64, license: LicenseRecord, tokenName: String?, at: Date) throws(LedgerError)
+        -> LicenseRecord
+    {
+        try locked { () throws(LedgerError) in
+            try db.transaction { () throws(LedgerError) in
+                let stored = try insertLicense(license, intent: id)
+                try db.prepare("UPDATE intents SET state = 'issued', detail = ?, settled_at = ? WHERE id = ?")
+                    .run([.text("license \(stored.id)"), .real(at.timeIntervalSince1970), .int(id)])
+                if license.source == .upstream {
+                    try db.prepare(
+                        "INSERT INTO quota_accounts(account, used) VALUES (?, 1) ON CONFLICT(account) DO UPDATE SET used = used + 1"
+                    ).run([.text(license.key.account)])
+                    if let tokenName {
+                        try db.prepare(
+                            "INSERT INTO quota_tokens(token_name, used) VALUES (?, 1) ON CONFLICT(token_name) DO UPDATE SET used = used + 1"
+                        ).run([.text(tokenName)])
+                    }
+                }
+                return stored
+            }
+        }
+    }
+
+    public func settleIntent(_ id: Int64, state: IntentState, detail: String, at: Date) throws(LedgerError) {
+        try locked { () throws(LedgerError) in
+            try db.prepare("UPDATE intents SET state = ?, detail = ?, settled_at = ? WHERE id = ?")
+                .run([.text(state.rawValue), .text(detail), .real(at.timeIntervalSince1970), .int(id)])
+        }
+    }
+
+    public func markPendingIntentsUnknown(at: Date) throws(LedgerError) -> [IntentRecord] {
+        try locked { () throws(LedgerError) in
+            try db.transaction { () throws(LedgerError) in
+                let pending = try db.prepare(
+                    "SELECT \(Ledger.intentColumns) FROM intents WHERE state = 'pending' ORDER BY id"
+                )
+                .rows([], Ledger.intentRecord)
+                try db.prepare(
+                    "UPDATE intents SET state = 'unknown', detail = 'in flight when the mirror stopped', settled_at = ? WHERE state = 'pending'"
+                ).run([.real(at.timeIntervalSince1970)])
+                return pending.map {
+                    var r = $0
+                    r.state = .unknown
+                    return r
+                }
+            }
+        }
+    }
+
+    public func intents(in states: Set<IntentState>) throws(LedgerError) -> [IntentRecord] {
+        try locked { () throws(LedgerError) in
+            let list = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ", ")
+            guard !list.isEmpty else { return [] }
+            return try db.prepare("SELECT \(Ledger.intentColumns) FROM intents WHERE state IN (\(list)) ORDER BY id")
+                .rows([], Ledger.intentRecord)
+        }
+    }
+
+    public func intent(_ id: Int64) throws(LedgerError) -> IntentRecord? {
+        try locked { () throws(LedgerError) in
+            try db.prepare("SELECT \(Ledger.intentColumns) FROM intents WHERE id = ?").rows(
+                [.int(id)], Ledger.intentRecord
+            ).first
+        }
+    }
+
+    public func resolveIntent(_ id: Int64, detail: String, at: Date) throws(LedgerError) -> IntentRecord? {
+        try locked { () throws(LedgerError) in
+            try db.prepare(
+                "UPDATE intents SET state = 'resolved', detail = ?, settled_at = ? WHERE id = ? AND state IN ('unknown', 'pending')"
+            ).run([.text(detail), .real(at.timeIntervalSince1970), .int(id)])
+            guard db.changes == 1 else { return nil }
+            return try db.prepare("SELECT \(Ledger.intentColumns) FROM intents WHERE id = ?").rows(
+                [.int(id)], Ledger.intentRecord
+            )
+            .first
+        }
+    }
+
+    // MARK: - Offline pool and pending hosts
+
+    public func importPoolLicense(_ l: PoolLicense) throws(LedgerError) {
+        try locked { () throws(LedgerError) in
+            try db.prepare(
+                """
+                INSERT INTO pool(host_key, type, bytes, imported_at, expires_at, source_name, used_at) VALUES (?,?,?,?,?,?,NULL)
+                ON CONFLICT(host_key, type) DO UPDATE SET bytes = excluded.bytes, imported_at = excluded.imported_at,
+                  expires_at = excluded.expires_at, source_name = excluded.source_name, used_at = NULL
+                """
+            ).run([
+                .text(l.hostKey), .text(l.type.rawValue), .blob(l.bytes), .real(l.importedAt.timeIntervalSince1970),
+                .real(l.expiresAt.timeIntervalSince1970), .text(l.sourceName),
+            ])
+        }
+    }
+
+    private static func pool(_ s: Statement) -> PoolLicense {
+        PoolLicense(
+            hostKey: s.text(0) ?? "", type: LicenseType(word: s.text(1) ?? "") ?? .workstation, bytes: s.blob(2),
+            importedAt: s.date(3) ?? .distantPast, expiresAt: s.date(4) ?? .distantPast, sourceName: s.text(5) ?? "")
+    }
+
+    public func poolLicense(hostKey: String, type: LicenseType) throws(LedgerError) -> PoolLicense? {
+        try locked { () throws(LedgerError) in
+            try db.prepare(
+                "SELECT host_key, type, bytes, imported_at, expires_at, source_name FROM pool WHERE host_key = ? AND type = ? AND used_at IS NULL"
+            ).rows([.text(hostKey), .text(type.rawValue)], Ledger.pool).first
+        }
+    }
+
+    public func markPoolLicenseUsed(hostKey: String, type: LicenseType, at: Date) throws(LedgerError) {
+        try locked { () throws(LedgerError) in
+            try db.prepare("UPDATE pool SET used_at = ? WHERE host_key = ? AND type = ?")
+                .run([.real(at.timeIntervalSince1970), .text(hostKey), .text(type.rawValue)])
+        }
+    }
+
+    public func poolLicenses() throws(LedgerError) -> [PoolLicense] {
+        try locked { () throws(LedgerError) in
+            try db.prepare(
+                "SELECT host_key, type, bytes, imported_at, expires_at, source_name FROM pool ORDER BY host_key"
+            )
+            .rows([], Ledger.pool)
+        }
+    }
+
+    public func addPendingHost(key: String, type: LicenseType, at: Date, limit: Int) throws(LedgerError) -> Bool {
+        try locked { () throws(LedgerError) in
+            let t = at.timeIntervalSince1970
+            try db.prepare("UPDATE pending_hosts SET last_asked = ?, count = count + 1 WHERE host_key = ? AND type = ?")
+                .run([.real(t), .text(key), .text(type.rawValue)])
+            if db.changes == 1 { return true }
+            let n = try db.prepare("SELECT COUNT(*) FROM pending_hosts").rows { $0.int(0) }.first ?? 0
+            guard n < limit else { return false }
+            try db.prepare(
+                "INSERT INTO pending_hosts(host_key, type, first_asked, last_asked, count) VALUES (?, ?, ?, ?, 1)"
+            )
+            .run([.text(key), .text(type.rawValue), .real(t), .real(t)])
+            return true
+        }
+    }
+
+    public func removePendingHost(key: String, type: LicenseType) throws(LedgerError) {
+        try locked { () throws(LedgerError) in
+            try db.prepare("DELETE FROM pending_hosts WHERE host_key = ? AND type = ?").run([
+                .text(key), .text(type.rawValue),
+            ])
+        }
+    }
+
+    public func pendingHosts() throws(LedgerError) -> [PendingHost] {
+        try locked { () throws(LedgerError) in
+            try db.prepare(
+                "SELECT host_key, type, first_asked, last_asked, count FROM pending_hosts ORDER BY host_key, type"
+            )
+            .rows { s in
+                PendingHost(
+                    hostKey: s.text(0) ?? "", type: LicenseType(word: s.text(1) ?? "") ?? .workstation,
+                    firstAsked: s.date(2) ?? .distantPast, lastAsked: s.date(3) ?? .distantPast, count: Int(s.int(4)))
+            }
+        }
+    }
+}
+
+/// The system's wall clock for the desk (the pure SeedLicensing target reads no clocks itself).
+public struct SystemDeskClock: DeskClock {
+    public init() {}
+    public func now() -> Date { Date() }
+}

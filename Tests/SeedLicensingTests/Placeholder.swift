@@ -1,4 +1,0 @@
-import SeedLicensing
-import Testing
-
-@Test func moduleLinks() {}
