@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "SeedHTTP", targets: ["SeedHTTP"]),
         .library(name: "SeedZip", targets: ["SeedZip"]),
         .library(name: "SeedAudit", targets: ["SeedAudit"]),
+        .library(name: "SeedStore", targets: ["SeedStore"]),
         .library(name: "SeedServer", targets: ["SeedServer"]),
     ],
     targets: [

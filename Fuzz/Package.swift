@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// libFuzzer targets for SeedHTTP, SeedZip, SeedServer's configuration and SeedAudit.
+// libFuzzer targets for SeedHTTP, SeedZip, SeedServer's configuration, SeedAudit and SeedStore's manifests.
 // Not part of the main build: run `Fuzz/run` (see Fuzz/README.md).
 import Foundation
 import PackageDescription
@@ -24,5 +24,6 @@ let package = Package(
         fuzzTarget("FuzzZip", "SeedZip"),
         fuzzTarget("FuzzConfig", "SeedServer"),
         fuzzTarget("FuzzAuditRecord", "SeedAudit"),
+        fuzzTarget("FuzzManifest", "SeedStore"),
     ]
 )
