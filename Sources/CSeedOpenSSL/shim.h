@@ -45,7 +45,23 @@ static inline long seed_SSL_CTX_set_options(SSL_CTX *c, long o) { return (long)S
 static inline long seed_SSL_CTX_set_read_ahead(SSL_CTX *c, int on) { return SSL_CTX_set_read_ahead(c, on); }
 static inline long seed_SSL_get_max_cert_list(SSL *s) { return SSL_get_max_cert_list(s); }
 static inline int seed_SSL_CTX_set_ecdh_auto(SSL_CTX *c, int on) { (void)c; (void)on; return 1; }
+static inline int seed_TLS1_2_VERSION(void) { return TLS1_2_VERSION; }
+static inline int seed_SSL_VERIFY_PEER(void) { return SSL_VERIFY_PEER; }
+static inline int seed_X509_V_OK(void) { return X509_V_OK; }
 static inline int seed_OPENSSL_init(void) {
     return OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
 }
+
+// Option bits are SSL_OP_BIT(n) expressions Swift cannot import.
+static inline uint64_t seed_SSL_OP_NO_RENEGOTIATION(void) { return SSL_OP_NO_RENEGOTIATION; }
+static inline uint64_t seed_SSL_OP_CIPHER_SERVER_PREFERENCE(void) { return SSL_OP_CIPHER_SERVER_PREFERENCE; }
+static inline uint64_t seed_SSL_OP_NO_TICKET(void) { return SSL_OP_NO_TICKET; }
+static inline uint64_t seed_SSL_OP_NO_COMPRESSION(void) { return SSL_OP_NO_COMPRESSION; }
+static inline uint64_t seed_SSL_OP_IGNORE_UNEXPECTED_EOF(void) { return SSL_OP_IGNORE_UNEXPECTED_EOF; }
+static inline uint64_t seed_SSL_CTX_set_options64(SSL_CTX *c, uint64_t o) { return SSL_CTX_set_options(c, o); }
+static inline void seed_BIO_set_retry_read(BIO *b) { BIO_set_retry_read(b); }
+static inline void seed_BIO_clear_retry_flags(BIO *b) { BIO_clear_retry_flags(b); }
+static inline long seed_SSL_CTX_set_max_send_fragment(SSL_CTX *c, long n) { return SSL_CTX_set_max_send_fragment(c, n); }
+static inline long seed_SSL_session_reused(SSL *s) { return SSL_session_reused(s); }
+static inline int seed_sk_X509_num(const STACK_OF(X509) *s) { return sk_X509_num(s); }
 #endif

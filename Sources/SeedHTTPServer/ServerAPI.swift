@@ -1,7 +1,7 @@
 // Public surface of the HTTPS server that SeedServer codes against.
-public import SeedCore
+import SeedCore
 public import SeedHTTP
-public import SeedTLS
+import SeedTLS
 
 /// An address to listen on: `0.0.0.0:443`, `[::]:8443`, `127.0.0.1:0` (port 0: any free port).
 public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {

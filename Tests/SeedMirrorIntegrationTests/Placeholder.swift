@@ -1,4 +1,0 @@
-import SeedServer
-import Testing
-
-@Test func moduleLinks() {}

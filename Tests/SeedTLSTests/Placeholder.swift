@@ -1,4 +1,0 @@
-import SeedTLS
-import Testing
-
-@Test func moduleLinks() {}
