@@ -1,8 +1,10 @@
 import Foundation
-import SeedCore
+import Synchronization
+public import SeedCore
 public import SeedServer
 public import SeedStore
 public import SeedUpstream
+import SeedHTTP
 import SeedZip
 
 /// Options of `withRunningMirror`: a small simulated package, no latency, portal key given.
@@ -13,6 +15,11 @@ public struct MirrorTestOptions: Sendable {
     public var upstreamTokenOverride: String?
     public var extraClients: [ClientToken] = []
     public var accessLog = false
+    /// Turns the desk's rate limits and breaker off (the default; tests of those limits set false).
+    public var unlimitedRates = true
+    /// Edits the mirror's configuration root before it is loaded (see `MirrorLabOptions.configure`).
+    public var configure: (@Sendable (inout [String: Any]) -> Void)?
+    public var logger: Logger = .discard
 
     public init(packageBytes: Int = 512 * 1024, latency: Duration = .zero) {
         simulator = SimulatorConfiguration()
@@ -31,6 +38,23 @@ public struct RunningMirror: Sendable {
     public var clientToken: String { lab.clientToken }
     public var simulator: CloudSimulator { lab.simulator }
     public var directory: String { lab.directory }
+    let stopFlag = StopFlag()
+    /// Stops the mirror and the simulator now (to read its files at rest); the harness then skips its stop.
+    public func stop() async {
+        if stopFlag.claim() { await lab.stop() }
+    }
+    /// `init`'s admin token (config/admin.token).
+    public var adminToken: String {
+        ((try? String(contentsOfFile: lab.directory + "/config/admin.token", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    /// A GET to an admin path with `Authorization: Bearer TOKEN` (none when `token` is nil).
+    public func admin(_ target: String, token: String?) async throws -> SeedAnswer {
+        var h = HTTPHeaders()
+        if let token { h.add("Authorization", "Bearer \(token)") }
+        return try await send(
+            UpstreamRequest(method: "GET", url: UpstreamURL(host: "127.0.0.1", port: port, target: target), headers: h))
+    }
 }
 
 /// Temp folder, `init`, cloud simulator on loopback, the mirror on 127.0.0.1 port 0 online against it;
@@ -44,17 +68,30 @@ public func withRunningMirror<T: Sendable>(
         lab.proxyURL = options.proxyURL
         lab.upstreamTokenOverride = options.upstreamTokenOverride
         lab.extraClients = options.extraClients
-        lab.unlimitedRates = true
+        lab.unlimitedRates = options.unlimitedRates
+        lab.configure = options.configure
+        lab.logger = options.logger
         if options.accessLog { lab.accessLogPath = dir + "/mirror/access.log" }
         let running = try MirrorLab(lab)
         let mirror = RunningMirror(lab: running, client: try running.makeClient())
         do {
             let r = try await body(mirror)
-            await running.stop()
+            await mirror.stop()
             return r
         } catch {
-            await running.stop()
+            await mirror.stop()
             throw error
+        }
+    }
+}
+
+/// True for the first caller of `claim` only.
+final class StopFlag: Sendable {
+    private let claimed = Mutex(false)
+    func claim() -> Bool {
+        claimed.withLock { c in
+            defer { c = true }
+            return !c
         }
     }
 }

@@ -28,6 +28,8 @@ public struct MirrorLabOptions: Sendable {
     /// Turns the desk's rate limits and issuance breaker off (load tests from one loopback address).
     public var unlimitedRates = false
     public var logger: Logger = .discard
+    /// Edits the configuration's root object last, before it is written (tests set policy, limits, mode).
+    public var configure: (@Sendable (inout [String: Any]) -> Void)?
 
     public init(directory: String, simulator: SimulatorConfiguration = SimulatorConfiguration()) {
         self.directory = directory
@@ -86,6 +88,7 @@ public final class MirrorLab: Sendable {
         var clients = root["clients"] as? [[String: Any]] ?? []
         for c in options.extraClients { clients.append(["name": c.name, "token": c.secret, "revoked": c.revoked]) }
         root["clients"] = clients
+        options.configure?(&root)
         let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
         // Literal secrets are in the file: keep it private (load warns otherwise).
         try data.write(to: URL(fileURLWithPath: configPath))
