@@ -59,6 +59,7 @@ let package = Package(
             name: "SeedServer",
             dependencies: [
                 "SeedCore", "SeedPosix", "SeedHTTP", "SeedTLS", "SeedNet", "SeedHTTPServer", "SeedZip",
+                "SeedCompression",
                 "SeedStore", "SeedLicensing", "SeedLedger", "SeedAudit", "SeedUpstream",
                 // The cloud simulator (Simulator/) writes ZIPs and serves TLS itself.
                 "CSeedOpenSSL", "CSeedZlib",

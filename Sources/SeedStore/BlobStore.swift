@@ -33,6 +33,12 @@ public final class BlobStore: Sendable {
         var open: [String: SharedFile] = [:]
     }
     private let state = Mutex(State())
+    private let hashes = Atomic<Int>(0)
+
+    /// How many times `openVerified` hashed a blob's content since this store was opened (a blob not
+    /// verified yet in this process, or changed on disk since). Blobs written by an import of this
+    /// process are not counted: their content was hashed as they were written.
+    public var verificationHashCount: Int { hashes.load(ordering: .relaxed) }
 
     var blobsDir: String { root + "/blobs/sha256" }
     var tmpDir: String { root + "/tmp" }
@@ -150,6 +156,7 @@ public final class BlobStore: Sendable {
         if let known {
             facts = known
         } else {
+            hashes.add(1, ordering: .relaxed)
             let (actual, f) = try Self.hashContent(file, method: method, name: hex)
             if actual != hex {
                 let q = quarantine(hex, method: method)
@@ -165,6 +172,21 @@ public final class BlobStore: Sendable {
             s.open[hex] = file
         }
         return (file, facts)
+    }
+
+    /// Records that blob `hex`, just committed by this process, holds content this process hashed to
+    /// `hex` (`facts` describe it): its first `openVerified` then skips the re-hash, as long as the file
+    /// is unchanged (same device, inode, size, mtime). Only for blobs this process wrote itself.
+    func markVerified(_ hex: String, facts: BlobFacts) {
+        guard let st = fileStat(path(of: hex, method: facts.method)) else { return }
+        let mark = Mark(
+            device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size), mtimeSec: st.st_mtim.tv_sec,
+            mtimeNsec: st.st_mtim.tv_nsec, facts: facts)
+        guard mark.facts.storedSize == UInt64(st.st_size) else { return }
+        state.withLock { s in
+            s.marks[hex] = mark
+            s.open[hex] = nil
+        }
     }
 
     /// Hashes a blob's content (inflating deflate blobs): returns the SHA-256 hex and the facts.

@@ -112,11 +112,12 @@ extension PackageStore {
                 do { copy = try SharedFile(openingForReading: t.path) } catch {
                     throw StoreError(.io(error), subject: t.path)
                 }
-                let (content, _) = try BlobStore.hashContent(copy, method: method, name: hex)
+                let (content, facts) = try BlobStore.hashContent(copy, method: method, name: hex)
                 guard content == hex else {
                     throw bad("blob \(rel) content hashes to \(content.prefix(16)), not its name")
                 }
                 try blobs.commit(t, hex: hex, method: method)
+                blobs.markVerified(hex, facts: facts)
             } catch {
                 t.discard()
                 throw error

@@ -176,6 +176,7 @@ public final class PackageStore: Sendable {
         var contentBytes: UInt64 = 0
         var pending: [(temp: TempFile, hex: String, method: UInt16)] = []
         var pendingFacts: [String: (UInt16, UInt64)] = [:]
+        var written: [(hex: String, facts: BlobFacts)] = []
         defer {
             // Temp files of a failed import are dropped; a simulated crash leaves them, as a real one would.
             if !injectedCrash { for p in pending { p.temp.discard() } }
@@ -215,6 +216,9 @@ public final class PackageStore: Sendable {
                 pending.append((t.temp, hex, t.method))
                 (method, storedSize) = (t.method, t.temp.size)
                 pendingFacts[hex] = (method, storedSize)
+                let facts = BlobFacts(
+                    method: method, storedSize: storedSize, contentSize: e.uncompressedSize, crc32: e.crc32)
+                written.append((hex, facts))
                 newBlobs += 1
                 newBytes += storedSize
             }
@@ -231,6 +235,10 @@ public final class PackageStore: Sendable {
             throw error
         }
         pending = []
+        // The content of every blob written above was hashed (pass 1) and its CRC and size checked while
+        // it was extracted: mark them verified so the first plan does not hash them again. Blobs that
+        // were already on disk are not marked: this process has not read them, they are verified on use.
+        for (hex, facts) in written { blobs.markVerified(hex, facts: facts) }
         let label = version ?? defaultVersionLabel(path)
         let manifest = Manifest(key: key, version: label, members: members)
         let (digest, isNew) = try writeManifest(manifest)

@@ -27,7 +27,7 @@ import Testing
                 catalog: catalog, upstream: upstream, settings: PackageServiceSettings(), logger: .discard)
             let router = MirrorRouter(
                 MirrorRouterParts(
-                    tokens: testTokens, account: "a", desk: InterimLicenseDesk(), packages: service, logger: .discard))
+                    tokens: testTokens, account: "a", desk: AlwaysIssueDesk(), packages: service, logger: .discard))
             let cold = await resolve(router.handle(cloudRequest(host: "WS01"), context: ctx()))
             let coldBytes = try await collectBody(cold.body)
             #expect(coldBytes == upstream.body(for: "WS01"))

@@ -12,7 +12,7 @@ import Testing
 @testable import SeedServer
 
 // Pure and in-process tests of the routes: token checks, request normalization, error mapping, the
-// interim desk, and the cold path's single-flight against a fake upstream and an in-memory catalog.
+// license ZIP, and the cold path's single-flight against a fake upstream and an in-memory catalog.
 
 let testTokens = ClientTokenTable([
     ClientToken(name: "deploy", secret: "s3cret-deploy"),
@@ -52,7 +52,7 @@ func licenseOnlyRequest(body: String, token: String? = "s3cret-deploy", accept: 
 
 /// A desk that records what reached it, to prove refusals happen before the desk.
 final class RecordingDesk: LicenseDeciding {
-    let inner = InterimLicenseDesk()
+    let inner = AlwaysIssueDesk()
     let seen = Mutex([LicenseRequest]())
     func decide(_ request: LicenseRequest, issuer: any LicenseIssuer) async -> LicenseOutcome {
         seen.withLock { $0.append(request) }
@@ -190,7 +190,7 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
     }
 }
 
-// MARK: - Error mapping and the interim desk
+// MARK: - Error mapping and the always-issue test desk
 
 @Suite struct RoutesUnitErrorTests {
     @Test func upstreamErrorsMapToWhatTheSeedShouldSee() {
@@ -216,29 +216,9 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
         #expect((try? validatedLicenseBody([UInt8](repeating: 1, count: 800)))?.count == 800)
     }
 
-    @Test func interimDeskKeysHostsAndMapsRefusals() async {
-        struct Issuer: LicenseIssuer {
-            let fail: IssueError?
-            func issue(_ request: LicenseRequest, hostKey: String) async throws(IssueError) -> IssuedLicense {
-                if let fail { throw fail }
-                return IssuedLicense(bytes: fakeLicense(hostKey: hostKey), source: .upstream)
-            }
-        }
-        let r = LicenseRequest(
-            account: "a", hostAsked: "WS01.corp.example", type: .workstation, os: "windows", arch: "amd64",
-            comment: nil,
-            clientAddress: "1.2.3.4", clientTokenName: "t", route: .cloud)
-        let ok = await InterimLicenseDesk().decide(r, issuer: Issuer(fail: nil))
-        #expect(ok == .granted(license: fakeLicense(hostKey: "ws01"), hostKey: "ws01", kind: .issued))
-        let no = await InterimLicenseDesk().decide(r, issuer: Issuer(fail: IssueError(.rejected(status: 409), "quota")))
-        #expect(
-            no == .refused(status: 409, reason: "license pool exhausted upstream (quota limit)", retryAfterSeconds: nil)
-        )
-    }
-
-    @Test func licenseZipHasKnownCRCAndLayout() {
-        #expect(crc32(Array("123456789".utf8)) == 0xCBF4_3926)
-        let z = storedZip([("a.lic", [1, 2, 3])])
+    @Test func licenseZipHasKnownCRCAndLayout() throws {
+        let z = try licenseZip([("a.lic", [1, 2, 3])])
+        #expect(Array(z[14..<18]) == [0x1d, 0x80, 0xbc, 0x55])  // CRC-32 of 01 02 03, little-endian
         #expect(Array(z.prefix(4)) == [0x50, 0x4b, 0x03, 0x04])
         #expect(Array(z.suffix(22).prefix(4)) == [0x50, 0x4b, 0x05, 0x06])
         #expect(z.count == 30 + 5 + 3 + 46 + 5 + 22)
@@ -306,7 +286,7 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
             let warmBytes = try await collectBody(warm.body)
             #expect(warmBytes.starts(with: h.upstream.packageBytes))
             #expect(h.upstream.packageFetches.count == 1)
-            // The interim desk has no ledger: the warm request issued again, license-only.
+            // The always-issue test desk has no ledger: the warm request issued again, license-only.
             #expect(h.upstream.licenseCalls == ["ws01"])
             #expect(h.upstream.packageFetches[0].host == "WS01" && h.upstream.packageFetches[0].type == .workstation)
         }
@@ -526,14 +506,14 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
 }
 
 @Suite struct RoutesUnitBulkTests {
-    /// Refuses one named host, passes the rest to the interim desk.
+    /// Refuses one named host, passes the rest to the always-issue test desk.
     struct PickyDesk: LicenseDeciding {
         let refuse: String
         func decide(_ request: LicenseRequest, issuer: any LicenseIssuer) async -> LicenseOutcome {
             if request.hostAsked.lowercased() == refuse {
                 return .refused(status: 403, reason: "refused by policy rule deny: \(refuse)", retryAfterSeconds: nil)
             }
-            return await InterimLicenseDesk().decide(request, issuer: issuer)
+            return await AlwaysIssueDesk().decide(request, issuer: issuer)
         }
     }
 

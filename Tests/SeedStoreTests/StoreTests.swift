@@ -284,6 +284,49 @@ let license = (name: "thor-lic-ws01.lic", bytes: Array("-----BEGIN THOR LICENSE-
     }
 }
 
+/// Blobs an import of this process wrote were hashed as they were written: the first plan after the
+/// import does not hash them again. Blobs only found on disk (a reopened store, even re-importing the
+/// same package) are hashed on first use; a blob replaced on disk (new inode) is hashed again.
+@Test func freshlyImportedBlobsAreNotReHashedButReopenedOnesAre() async throws {
+    try await withTemporaryDirectory { dir in
+        let pkg = try PackageFixture(in: dir, name: "p", seed: 1, bigBinaries: false)
+        let root = dir + "/cache"
+        let license = (name: "thor-lic-host.lic", bytes: Array("LIC".utf8))
+        let manifest: Manifest
+        do {
+            let store = try PackageStore(root: root)
+            let key = try store.importZip(path: pkg.zip, product: "thor10", os: "linux", arch: "amd64").key
+            manifest = try #require(try store.currentManifest(key))
+            _ = try store.plan(manifest: manifest, extraMembers: [license], modifiedTime: stamp)
+            #expect(store.blobs.verificationHashCount == 0)
+        }
+        let distinct = Set(manifest.members.map(\.blob)).count
+        #expect(distinct > 10)
+
+        // Reopened: every blob is hashed once on first use, then not again.
+        let store = try PackageStore(root: root)
+        // Re-importing finds every blob on disk; that does not vouch for their content.
+        let again = try store.importZip(path: pkg.zip, product: "thor10", os: "linux", arch: "amd64")
+        #expect(again.newBlobs == 0)
+        _ = try store.plan(manifest: manifest, extraMembers: [license], modifiedTime: stamp)
+        #expect(store.blobs.verificationHashCount == distinct)
+        _ = try store.plan(manifest: manifest, extraMembers: [license], modifiedTime: stamp)
+        #expect(store.blobs.verificationHashCount == distinct)
+
+        // A blob replaced behind the store's back (new inode, same size) is hashed again and refused.
+        let member = try #require(manifest.members.first { $0.path == "thor64.exe" })
+        let path = store.blobs.path(of: member.blob, method: member.method)
+        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        bytes[bytes.count / 2] ^= 0x40
+        try write(bytes, path + ".new")
+        #expect(rename(path + ".new", path) == 0)
+        #expect(throws: StoreError.self) {
+            _ = try store.plan(manifest: manifest, extraMembers: [license], modifiedTime: stamp)
+        }
+        #expect(store.blobs.verificationHashCount == distinct + 1)
+    }
+}
+
 @Test func crashBetweenWriteAndRenameLeavesNoVisibleBlob() async throws {
     try await withTemporaryDirectory { dir in
         let pkg = try PackageFixture(in: dir, name: "p", seed: 1, bigBinaries: false)

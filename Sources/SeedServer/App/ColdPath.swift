@@ -267,7 +267,7 @@ public final class PackageService: Sendable {
             logger.warning("upstream package download failed", [("package", "\(key)"), ("error", error.message)])
             throw error
         }
-        defer { unlink(writer.path) }
+        defer { try? removeFile(atPath: writer.path) }
         let imported: ImportedPackage
         do {
             imported = try await catalog.importUpstreamZip(at: writer.path, key: key)

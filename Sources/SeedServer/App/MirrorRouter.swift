@@ -292,7 +292,14 @@ func licenseOnlyAnswer(_ call: SeedCall, tokenName: String, context: RequestCont
     }
     h.add("Content-Type", "application/zip")
     h.add("Content-Disposition", "attachment; filename=\"licenses.zip\"")
-    return Response(status: 200, headers: h, body: .bytes(storedZip(members)))
+    let zip: [UInt8]
+    do {
+        zip = try licenseZip(members)
+    } catch {
+        let reason = "could not assemble the license ZIP: \(error)"
+        return refusalResponse(status: 500, reason: reason, retryAfterSeconds: nil)
+    }
+    return Response(status: 200, headers: h, body: .bytes(zip))
 }
 
 extension AdminRoutes: MirrorSubRouter {

@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import SeedHTTPServer
 import SeedPosix
 import Synchronization
@@ -121,45 +120,22 @@ final class RelayStream: BodyStream, @unchecked Sendable {
 /// A file being written once, front to back (the temp copy of an upstream download).
 final class TempFileWriter {
     let path: String
-    private var fd: CInt
-    private(set) var written: UInt64 = 0
+    private let file: WritableFile
+    var written: UInt64 { file.written }
 
     init(creatingIn directory: String, prefix: String) throws(SystemError) {
         let path = (directory.hasSuffix("/") ? directory : directory + "/") + prefix + "-" + UUID().uuidString
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if fd < 0 { throw SystemError.current("open", path: path) }
-        self.fd = fd
+        self.file = try WritableFile(creatingExclusively: path, permissions: 0o600)
         self.path = path
     }
 
-    func write(_ bytes: [UInt8]) throws(SystemError) {
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { p in Glibc.write(fd, p.baseAddress! + off, p.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemError.current("write", path: path)
-            }
-            off += n
-        }
-        written += UInt64(bytes.count)
-    }
+    func write(_ bytes: [UInt8]) throws(SystemError) { try file.write(bytes) }
 
     /// fsync and close; the file stays for the importer.
-    func finish() throws(SystemError) {
-        defer { closeIfOpen() }
-        if fsync(fd) != 0 { throw SystemError.current("fsync", path: path) }
-    }
+    func finish() throws(SystemError) { try file.syncAndClose() }
 
     func discard() {
-        closeIfOpen()
-        unlink(path)
+        file.close()
+        try? removeFile(atPath: path)
     }
-
-    private func closeIfOpen() {
-        if fd >= 0 { _ = Glibc.close(fd) }
-        fd = -1
-    }
-
-    deinit { closeIfOpen() }
 }
