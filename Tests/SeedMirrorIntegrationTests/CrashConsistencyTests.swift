@@ -80,7 +80,7 @@ func crashViolations(_ lab: ServeProcessLab, sqlite: String?) throws -> [String]
                 let client = try lab.makeClient(readTimeout: .seconds(5))
                 let token = lab.clientToken
                 let port = lab.port
-                let killAfter = Double.random(in: 0.02...0.6, using: &generator)
+                let killAfter = Double.random(in: 0.01...0.3, using: &generator)
                 // Eight seeds at once, each a new host; half of them retry an earlier round's host.
                 let statuses = await withTaskGroup(of: Int.self) { group -> [Int] in
                     for i in 0..<8 {

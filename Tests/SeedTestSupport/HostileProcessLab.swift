@@ -31,9 +31,12 @@ public final class ServeProcessLab: @unchecked Sendable {
         return access(path, X_OK) == 0 ? path : nil
     }
 
-    public init(directory: String, binary: String, simulator configuration: SimulatorConfiguration, portalAPIKey: Bool)
-        throws
-    {
+    /// `simulatorCertificate` replaces the simulator's certificate (one from another CA: the mirror must
+    /// refuse it); `upstreamURL` points the mirror somewhere else than the simulator (a garbage server).
+    public init(
+        directory: String, binary: String, simulator configuration: SimulatorConfiguration, portalAPIKey: Bool,
+        simulatorCertificate: CertificateKeyPair? = nil, upstreamURL: String? = nil
+    ) throws {
         self.directory = directory
         self.binary = binary
         let initResult = try InitCommand.run(dir: directory, names: ["localhost", "127.0.0.1", "::1"], force: true)
@@ -44,14 +47,15 @@ public final class ServeProcessLab: @unchecked Sendable {
         adminToken = try String(contentsOfFile: initResult.adminTokenPath, encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         simulator = CloudSimulator(configuration: configuration, logger: .discard)
-        simulatorServer = try SimulatorServer(handler: simulator, certificate: initResult.pki.ecdsa, logger: .discard)
+        simulatorServer = try SimulatorServer(
+            handler: simulator, certificate: simulatorCertificate ?? initResult.pki.ecdsa, logger: .discard)
         let simAddress = try simulatorServer.start(listen: ListenAddress(host: "127.0.0.1", port: 0))
         port = try freeLoopbackPort()
         stderrPath = directory + "/serve.stderr.log"
         accessLogPath = directory + "/access.log"
         upstreamToken = configuration.tokens.sorted().first ?? "sim-token"
 
-        let base = "https://127.0.0.1:\(simAddress.port)"
+        let base = upstreamURL ?? "https://127.0.0.1:\(simAddress.port)"
         var root = try JSONSerialization.jsonObject(with: Data(InitCommand.defaultConfigText().utf8)) as! [String: Any]
         root["listen"] = ["127.0.0.1:\(port)"]
         var upstream: [String: Any] = [
@@ -80,6 +84,20 @@ public final class ServeProcessLab: @unchecked Sendable {
     }
 
     public var ledgerPath: String { directory + "/cache/ledger.sqlite" }
+
+    /// Every file of the package store (blobs, manifests, current pointers), without the ledger, the audit
+    /// log and scratch files: equal before and after means the store did not change.
+    public func storeFiles() -> Set<String> {
+        let root = directory + "/cache"
+        var out = Set<String>()
+        guard let e = FileManager.default.enumerator(atPath: root) else { return out }
+        while let rel = e.nextObject() as? String {
+            if rel.hasPrefix("ledger.sqlite") || rel.hasPrefix("audit") || rel.hasPrefix("tmp") || rel.hasSuffix(".lock") { continue }
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: root + "/" + rel, isDirectory: &isDir), !isDir.boolValue { out.insert(rel) }
+        }
+        return out
+    }
 
     /// Starts `seed-mirror serve` (stderr appended to `stderrPath`); returns at once.
     public func start(environment extra: [String: String] = [:]) throws {
