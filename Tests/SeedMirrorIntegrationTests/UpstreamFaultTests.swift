@@ -12,23 +12,23 @@ import Testing
 final class GarbageTCPServer: Sendable {
     let port: UInt16
     private let fd: CInt
-    private let stopped = Atomic<Bool>(false)
 
     init() throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) } }
+        listen(listener, 16)
+        fd = listener
         port = UInt16(bigEndian: addr.sin_port)
-        listen(fd, 16)
-        let listener = fd
-        let stopped = self.stopped
+        let stoppedBox = StopBox()
+        stopBox = stoppedBox
         Thread.detachNewThread {
             var n: UInt64 = 1
-            while !stopped.load(ordering: .relaxed) {
+            while !stoppedBox.stopped.load(ordering: .relaxed) {
                 let c = accept(listener, nil, nil)
                 if c < 0 { break }
                 n += 1
@@ -39,8 +39,13 @@ final class GarbageTCPServer: Sendable {
         }
     }
 
+    final class StopBox: Sendable {
+        let stopped = Atomic<Bool>(false)
+    }
+    private let stopBox: StopBox
+
     func stop() {
-        stopped.store(true, ordering: .relaxed)
+        stopBox.stopped.store(true, ordering: .relaxed)
         shutdown(fd, Int32(SHUT_RDWR))
         Glibc.close(fd)
     }
@@ -79,30 +84,37 @@ final class GarbageTCPServer: Sendable {
             for (name, fault) in [("reset mid-body", SimulatorFault.resetMidBody), ("short body", .shortBody), ("garbage", .garbage), ("503", .status(503))] {
                 lab.simulator.inject(fault, route: .download)
                 let (status, text) = await download("dl-\(name.replacingOccurrences(of: " ", with: "-"))")
-                #expect(status == -1 || status == 502 || status == 504, "download, \(name): \(status) \(text)")
+                // The routes' contract (docs/routes.md, Errors): 502 for a bad answer, 503 with Retry-After when
+                // nothing was sent or the outcome is unknown; never a 200 with upstream's garbage.
+                #expect(status == -1 || (502...504).contains(status), "download, \(name): \(status) \(text)")
                 #expect(lab.storeFiles() == emptyStore, "download, \(name): the store changed")
             }
             // A good download fills the store; later portal faults must not change it.
             let (okStatus, _) = await download("dl-good")
             #expect(okStatus == 200)
+            // The import finishes just after the relay: wait for it.
+            _ = await eventually(10) { lab.storeFiles().contains { $0.hasPrefix("current/") } }
             let filled = lab.storeFiles()
             #expect(filled.count > emptyStore.count)
             let started = Date()
             let portalFaults: [(String, SimulatorFault, Set<Int>)] = [
-                ("garbage license", .garbage, [502, 504]),
+                // A license is opaque: 2 KiB of random bytes cannot be told from one (PROTOCOL.md §5), so 200.
+                ("garbage license", .garbage, [200, 502]),
                 ("Error: HTTP-401 body", .errorBody401, [502]),
-                ("reset mid-body", .resetMidBody, [502, 504]),
-                ("short body", .shortBody, [502, 504]),
+                ("reset mid-body", .resetMidBody, [503, 504]),
+                ("short body", .shortBody, [503, 504]),
                 ("500", .status(500), [502]),
-                ("stall past the read timeout", .stall(.seconds(8)), [504]),
-                ("head held back past the read timeout", .delayHead(.seconds(8)), [504]),
+                ("stall past the read timeout", .stall(.seconds(8)), [503, 504]),
+                ("head held back past the read timeout", .delayHead(.seconds(8)), [503, 504]),
             ]
             for (name, fault, statuses) in portalFaults {
                 lab.simulator.inject(fault, route: .portal)
                 let t0 = Date()
                 let (status, text) = await license("lic-\(name.filter { $0.isLetter })")
                 #expect(statuses.contains(status), "license, \(name): \(status) \(text)")
-                #expect(!text.isEmpty && status != 200, "license, \(name): no reason given")
+                if status != 200 {
+                    #expect(text.contains("upstream") || text.contains("outcome"), "license, \(name): no reason given: \(text)")
+                }
                 #expect(Date().timeIntervalSince(t0) < 7, "license, \(name): the timeout did not cut it")
                 #expect(lab.storeFiles() == filled, "license, \(name): the store changed")
             }
@@ -137,11 +149,12 @@ final class GarbageTCPServer: Sendable {
                 #expect(try await onThread { lab.waitReady() } != nil, "\(name)")
                 let client = try lab.makeClient(readTimeout: .seconds(15))
                 let r = try await client.send(SeedCalls.cloud(port: lab.port, host: "tls-fault", token: lab.clientToken))
-                #expect(r.status == 502, "\(name): \(r.status) \(String(decoding: r.body, as: UTF8.self))")
+                // Nothing was sent: 502/503 (routes contract: 503 with Retry-After, a retry is safe).
+                #expect(r.status == 502 || r.status == 503, "\(name): \(r.status) \(String(decoding: r.body, as: UTF8.self))")
                 let text = String(decoding: r.body, as: UTF8.self)
                 #expect(text.contains("upstream"), "\(name): \(text)")
                 let l = try await client.send(SeedCalls.licenseOnly(port: lab.port, hosts: ["tls-fault-2"], token: lab.clientToken, bare: true))
-                #expect(l.status == 502, "\(name): license-only \(l.status)")
+                #expect(l.status == 502 || l.status == 503, "\(name): license-only \(l.status)")
                 #expect(lab.simulator.counts.licensesIssued == 0, "\(name)")
                 #expect(lab.storeFiles().isEmpty || !lab.storeFiles().contains { $0.hasPrefix("current") }, "\(name)")
                 #expect(try await onThread { lab.terminate() } == 0)
