@@ -27,6 +27,9 @@ public struct PackageServiceSettings: Sendable {
     public var readChunkBytes: Int = 256 * 1024
     /// Online: fetch missing packages from upstream. Offline: serve what the store has, 503 otherwise.
     public var online: Bool = true
+    /// Refuse (and never relay to a seed) an upstream package body that does not start like a ZIP: upstream
+    /// garbage must not reach a seed under a 200. Off only for tests over an in-memory catalog of raw bytes.
+    public var requireZipSignature: Bool = true
     public init() {}
 }
 
@@ -242,7 +245,7 @@ public final class PackageService: Sendable {
                 if signature.count < 4 {
                     signature += chunk.prefix(4 - signature.count)
                     if signature.count == 4 {
-                        guard signature == [0x50, 0x4B, 0x03, 0x04] else {
+                        guard !settings.requireZipSignature || signature == [0x50, 0x4B, 0x03, 0x04] else {
                             body.cancel()
                             throw IssueError(.outcomeUnknown, "upstream sent a package body that is not a ZIP")
                         }
