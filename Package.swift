@@ -14,6 +14,10 @@ let package = Package(
         .executable(name: "seed-cloud-sim", targets: ["seed-cloud-sim"]),
         // For the separate fuzzing package in Fuzz/, which can only depend on products.
         .library(name: "SeedHTTP", targets: ["SeedHTTP"]),
+        .library(name: "SeedZip", targets: ["SeedZip"]),
+        .library(name: "SeedAudit", targets: ["SeedAudit"]),
+        .library(name: "SeedStore", targets: ["SeedStore"]),
+        .library(name: "SeedServer", targets: ["SeedServer"]),
     ],
     targets: [
         // C modules: link the system libraries, wrap what Swift cannot import.

@@ -1,5 +1,6 @@
 // swift-tools-version:6.0
-// libFuzzer targets for SeedHTTP. Not part of the main build: run `Fuzz/run` (see Fuzz/README.md).
+// libFuzzer targets for SeedHTTP, SeedZip, SeedServer's configuration, SeedAudit and SeedStore's manifests.
+// Not part of the main build: run `Fuzz/run` (see Fuzz/README.md).
 import Foundation
 import PackageDescription
 
@@ -7,13 +8,22 @@ import PackageDescription
 let mainPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .lastPathComponent.lowercased()
 
-func fuzzTarget(_ name: String) -> Target {
+func fuzzTarget(_ name: String, _ product: String) -> Target {
     .executableTarget(
-        name: name, dependencies: [.product(name: "SeedHTTP", package: mainPackage)], path: "Sources/\(name)")
+        name: name, dependencies: [.product(name: product, package: mainPackage)], path: "Sources/\(name)")
 }
 
 let package = Package(
     name: "SeedFuzz",
     dependencies: [.package(path: "..")],
-    targets: ["FuzzRequest", "FuzzForm", "FuzzRange", "FuzzResponse"].map(fuzzTarget)
+    targets: [
+        fuzzTarget("FuzzRequest", "SeedHTTP"),
+        fuzzTarget("FuzzForm", "SeedHTTP"),
+        fuzzTarget("FuzzRange", "SeedHTTP"),
+        fuzzTarget("FuzzResponse", "SeedHTTP"),
+        fuzzTarget("FuzzZip", "SeedZip"),
+        fuzzTarget("FuzzConfig", "SeedServer"),
+        fuzzTarget("FuzzAuditRecord", "SeedAudit"),
+        fuzzTarget("FuzzManifest", "SeedStore"),
+    ]
 )

@@ -19,7 +19,9 @@ final class Connection: EventHandler {
 
     let fd: CInt
     var token: EventToken?
-    unowned let loop: ServerLoop
+    // Strong: a deferred answer or a stream delivery may hold the connection after its loop was shut
+    // down; the loop's `connections` table drops the connection on close, which breaks the cycle.
+    let loop: ServerLoop
     let engine: TLSEngine
     private var parser: RequestParser
     private let peerAddress: String

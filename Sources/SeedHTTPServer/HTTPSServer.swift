@@ -124,7 +124,9 @@ public final class HTTPSServer: Sendable {
 /// Loop-confined state of one event loop: its listeners, connections and scratch buffers.
 final class ServerLoop: @unchecked Sendable {
     let eventLoop: EventLoop
-    unowned let server: HTTPSServer
+    // Strong on purpose: a running loop keeps its server alive even if the caller drops it without
+    // `shutdown`, so no connection event can reach a freed server. `shutdown` breaks the cycle.
+    let server: HTTPSServer
     private var listeners: [ListenerHandler] = []
     var connections: [ObjectIdentifier: Connection] = [:]
     /// Ciphertext read from sockets; shared by every connection of this loop.

@@ -14,8 +14,10 @@ import Testing
             o.preferredPort = nil
             let status = try await DemoCommand.run(o)
             #expect(status == 0)
-            let cold = try readPackage([UInt8](try Data(contentsOf: URL(fileURLWithPath: o.directory + "/downloads/cold.zip"))))
-            let warm = try readPackage([UInt8](try Data(contentsOf: URL(fileURLWithPath: o.directory + "/downloads/warm.zip"))))
+            let cold = try readPackage(
+                [UInt8](try Data(contentsOf: URL(fileURLWithPath: o.directory + "/downloads/cold.zip"))))
+            let warm = try readPackage(
+                [UInt8](try Data(contentsOf: URL(fileURLWithPath: o.directory + "/downloads/warm.zip"))))
             #expect(cold.hasThor64 && warm.hasThor64)
             #expect(cold.licenses.count == 1 && warm.licenses.count == 1)
             #expect(cold.licenses[0].bytes == warm.licenses[0].bytes)

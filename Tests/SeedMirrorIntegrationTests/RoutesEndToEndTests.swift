@@ -1,4 +1,5 @@
 import Foundation
+import SeedAudit
 import SeedCore
 import SeedServer
 import SeedTestSupport
@@ -34,18 +35,21 @@ import Testing
 
     @Test func licenseOnlyRouteAnswersAZipOrABareLicense() async throws {
         try await withRunningMirror { (m: RunningMirror) async throws in
-            let zip = try await m.send(SeedCalls.licenseOnly(port: m.port, hosts: ["SRV01", "srv02.corp.example"], token: m.clientToken))
+            let zip = try await m.send(
+                SeedCalls.licenseOnly(port: m.port, hosts: ["SRV01", "srv02.corp.example"], token: m.clientToken))
             #expect(zip.status == 200 && zip.header("Content-Type") == "application/zip")
             #expect(try unzipTest(zip.body).status == 0)
             let p = try readPackage(zip.body)
             #expect(p.licenses.map(\.name).sorted() == ["srv01.lic", "srv02.lic"])
             #expect(p.licenses.first { $0.name == "srv01.lic" }?.bytes == m.simulator.license(host: "srv01"))
-            let bare = try await m.send(SeedCalls.licenseOnly(port: m.port, hosts: ["SRV03"], token: m.clientToken, bare: true))
+            let bare = try await m.send(
+                SeedCalls.licenseOnly(port: m.port, hosts: ["SRV03"], token: m.clientToken, bare: true))
             #expect(bare.status == 200 && bare.header("Content-Type") == "application/octet-stream")
             #expect(bare.body == m.simulator.license(host: "srv03"))
             #expect(m.simulator.counts.packageTransfers == 0)
             // Asking again reuses: no new issuance upstream.
-            let again = try await m.send(SeedCalls.licenseOnly(port: m.port, hosts: ["srv03"], token: m.clientToken, bare: true))
+            let again = try await m.send(
+                SeedCalls.licenseOnly(port: m.port, hosts: ["srv03"], token: m.clientToken, bare: true))
             #expect(again.body == bare.body)
             #expect(m.simulator.counts.licensesIssued == 3)
         }
@@ -111,6 +115,10 @@ extension RoutesEndToEndTests {
             #expect(part.status == 206)
             #expect(part.body == Array(warm.body[100..<1100]))
             #expect(m.simulator.counts.licensesIssued == 1)
+            let metrics = m.lab.app.metrics
+            #expect((metrics.value(MetricNames.cacheMisses) ?? 0) == 1)
+            #expect((metrics.value(MetricNames.cacheHits) ?? 0) >= 3)
+            #expect((metrics.value(MetricNames.requests, labels: [("route", "cloud"), ("status", "200")]) ?? 0) >= 3)
         }
     }
 }

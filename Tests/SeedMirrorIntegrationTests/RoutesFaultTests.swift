@@ -11,11 +11,22 @@ import Testing
         o.extraClients = [ClientToken(name: "gone", secret: "revoked-token-0123456789", revoked: true)]
         try await withRunningMirror(o) { (m: RunningMirror) async throws in
             #expect(try await m.send(SeedCalls.cloud(port: m.port, host: "ws1", token: "not-a-token")).status == 403)
-            #expect(try await m.send(SeedCalls.cloud(port: m.port, host: "ws1", token: "revoked-token-0123456789")).status == 403)
+            #expect(
+                try await m.send(SeedCalls.cloud(port: m.port, host: "ws1", token: "revoked-token-0123456789")).status
+                    == 403)
             #expect(try await m.send(SeedCalls.cloud(port: m.port, host: "ws1", token: nil)).status == 400)
             #expect(try await m.send(SeedCalls.asgardV1(port: m.port, host: "ws1", token: nil)).status == 401)
             #expect(try await m.send(SeedCalls.licenseOnly(port: m.port, hosts: ["a"], token: "nope")).status == 403)
             #expect(m.simulator.counts.requests.isEmpty, "\(m.simulator.counts.json())")
+            // Unknown and revoked tokens are in the audit trail (by name when known), never the token.
+            let auditDir = m.directory + "/cache/audit"
+            #expect(
+                await eventually {
+                    let text = ((try? FileManager.default.contentsOfDirectory(atPath: auditDir)) ?? []).map {
+                        (try? String(contentsOfFile: auditDir + "/" + $0, encoding: .utf8)) ?? ""
+                    }.joined()
+                    return text.contains("client-token") && text.contains("gone") && !text.contains("not-a-token")
+                })
         }
     }
 
@@ -24,7 +35,9 @@ import Testing
             m.simulator.inject(.status(409), route: .download)
             let a = try await m.send(SeedCalls.cloud(port: m.port, host: "ws409", token: m.clientToken))
             #expect(a.status == 409, "\(a.text)")
-            #expect(try m.lab.app.store.currentDigest(.init(product: "thor10", os: "windows", arch: "amd64", variant: "full")) == nil)
+            #expect(
+                try m.lab.app.store.currentDigest(
+                    .init(product: "thor10", os: "windows", arch: "amd64", variant: "full")) == nil)
         }
     }
 
@@ -40,7 +53,8 @@ import Testing
     }
 
     @Test func upstreamResetMidBodyCutsTheSeedAndLeavesTheStoreEmpty() async throws {
-        try await withRunningMirror(MirrorTestOptions(packageBytes: 2 * 1024 * 1024)) { (m: RunningMirror) async throws in
+        try await withRunningMirror(MirrorTestOptions(packageBytes: 2 * 1024 * 1024)) {
+            (m: RunningMirror) async throws in
             m.simulator.inject(.resetMidBody, route: .download)
             // Streaming had begun (the head came before the reset), so the seed must see a failed
             // transfer, never a complete 200.
@@ -57,7 +71,9 @@ import Testing
             let key = PackageKeyForTests.windowsAMD64
             #expect(try m.lab.app.store.currentDigest(key) == nil)
             let tmp = m.directory + "/cache/tmp"
-            #expect(((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []).filter { $0.hasPrefix("upstream-") }.isEmpty)
+            #expect(
+                ((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []).filter { $0.hasPrefix("upstream-") }
+                    .isEmpty)
             // The desk marked the outcome unknown for that host; a different host works again.
             let next = try await m.send(SeedCalls.cloud(port: m.port, host: "wsafter", token: m.clientToken))
             #expect(next.status == 200)
@@ -80,7 +96,8 @@ import Testing
     }
 
     @Test func coldMissFirstByteArrivesWithin50msOfUpstreams() async throws {
-        try await withRunningMirror(MirrorTestOptions(packageBytes: 1024 * 1024, latency: .seconds(1))) { (m: RunningMirror) async throws in
+        try await withRunningMirror(MirrorTestOptions(packageBytes: 1024 * 1024, latency: .seconds(1))) {
+            (m: RunningMirror) async throws in
             // Upstream's own time to first byte, asked directly.
             let direct = try m.lab.makeClient()
             var up = SeedCalls.cloud(port: m.lab.simulatorAddress.port, host: "direct", token: "sim-token")

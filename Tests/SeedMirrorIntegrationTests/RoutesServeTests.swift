@@ -32,12 +32,15 @@ import Testing
             #expect(try c.request("GET", "/nope").status == 404)
             let m = try c.request("POST", "/api/public/thor10")
             #expect(m.status == 405 && m.header("Allow") == "GET, HEAD")
-            #expect(try c.request("GET", "/api/v1/downloads/thor?type=server&hostname=a&token=wrong-secret").status == 403)
+            #expect(
+                try c.request("GET", "/api/v1/downloads/thor?type=server&hostname=a&token=wrong-secret").status == 403)
             // Offline without a pooled license the desk answers 409 and lists the host as pending.
             let off = try c.request(
                 "GET", "/api/public/thor10",
-                headers: [("X-OS", "windows"), ("X-Type", "server"), ("X-Arch", "amd64"), ("X-Hostname", "srv1"),
-                    ("X-Token", token)])
+                headers: [
+                    ("X-OS", "windows"), ("X-Type", "server"), ("X-Arch", "amd64"), ("X-Hostname", "srv1"),
+                    ("X-Token", token),
+                ])
             #expect(off.status == 409 && off.text.contains("offline"), "\(off.status) \(off.text)")
             #expect(try c.request("GET", "/api/v1/downloads/thor?type=server&hostname=a&token=\(token)").status != 200)
             await app.shutdown(grace: .seconds(1))
@@ -54,7 +57,8 @@ import Testing
             chmod(r.pki.rsa.privateKeyPath, 0o644)
             let config = try MirrorConfig.load(path: r.configPath)
             #expect {
-                _ = try MirrorApp(config: config, listen: [ListenAddress(host: "127.0.0.1", port: 0)], logger: .discard,
+                _ = try MirrorApp(
+                    config: config, listen: [ListenAddress(host: "127.0.0.1", port: 0)], logger: .discard,
                     accessLog: nil)
             } throws: { error in
                 "\(error)".contains("chmod 600") && "\(error)".contains("server-rsa.key")

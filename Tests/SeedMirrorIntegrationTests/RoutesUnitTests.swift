@@ -21,12 +21,14 @@ let testTokens = ClientTokenTable([
 ])
 
 func ctx(_ addr: String = "10.0.0.5") -> RequestContext {
-    RequestContext(clientAddress: addr, clientPort: 50000, localPort: 8443, tlsVersion: "TLSv1.3", tlsCipher: "x", requestID: 1)
+    RequestContext(
+        clientAddress: addr, clientPort: 50000, localPort: 8443, tlsVersion: "TLSv1.3", tlsCipher: "x", requestID: 1)
 }
 
-func cloudRequest(host: String? = "WS01", type: String? = "workstation", token: String? = "s3cret-deploy",
-    extra: [(String, String)] = []) -> HTTPRequest
-{
+func cloudRequest(
+    host: String? = "WS01", type: String? = "workstation", token: String? = "s3cret-deploy",
+    extra: [(String, String)] = []
+) -> HTTPRequest {
     var h = HTTPHeaders()
     h.add("X-OS", "windows")
     if let type { h.add("X-Type", type) }
@@ -65,9 +67,10 @@ struct Harness {
     let service: PackageService
     let desk: RecordingDesk
 
-    init(upstream: FakeUpstream = FakeUpstream(), dir: String, readiness: Readiness = Readiness(ready: true),
-        now: @escaping @Sendable () -> Double = wallClockSeconds)
-    {
+    init(
+        upstream: FakeUpstream = FakeUpstream(), dir: String, readiness: Readiness = Readiness(ready: true),
+        now: @escaping @Sendable () -> Double = wallClockSeconds
+    ) {
         self.upstream = upstream
         catalog = InMemoryCatalog(temporaryDirectory: dir, now: now)
         service = PackageService(
@@ -126,17 +129,22 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
         #expect(call.os == "windows" && call.arch == "amd64")
         #expect(call.comment == "scan after incident")
         let lr = call.licenseRequest(host: "WS01", account: "c1", clientAddress: "10.1.1.1", tokenName: "deploy")
-        #expect(lr.route == .cloud && lr.account == "c1" && lr.clientTokenName == "deploy" && lr.clientAddress == "10.1.1.1")
+        #expect(
+            lr.route == .cloud && lr.account == "c1" && lr.clientTokenName == "deploy" && lr.clientAddress == "10.1.1.1"
+        )
     }
 
     @Test func asgardQueriesUseClientForWorkstation() throws {
         let v1 = HTTPRequest(
             method: "GET",
-            target: "/api/v1/downloads/thor?os=windows&type=client&scanner=thor10%40latest&signatures=signatures&hostname=PC-7&token=abc")
+            target:
+                "/api/v1/downloads/thor?os=windows&type=client&scanner=thor10%40latest&signatures=signatures&hostname=PC-7&token=abc"
+        )
         let c1 = try parseSeedCall(v1, route: .asgardV1)
         #expect(c1.type == .workstation && c1.hosts == ["PC-7"] && c1.queryToken == "abc" && c1.os == "windows")
         let v0 = HTTPRequest(
-            method: "GET", target: "/api/v0/downloads/thor/thor10-win?hostname=srv01&type=server&iocs=%5B%22default%22%5D")
+            method: "GET",
+            target: "/api/v0/downloads/thor/thor10-win?hostname=srv01&type=server&iocs=%5B%22default%22%5D")
         let c0 = try parseSeedCall(v0, route: .asgardV0)
         #expect(c0.type == .server && c0.hosts == ["srv01"] && c0.os == "windows" && c0.arch == "amd64")
         #expect(MirrorEndpoint.match(path: "/api/v0/downloads/thor/thor10-win") == .seed(.asgardV0))
@@ -161,17 +169,21 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
             try parseSeedCall(HTTPRequest(method: "GET", target: "/api/v1/downloads/thor?hostname=a"), route: .asgardV1)
         }
         #expect(throws: RouteError.self) {
-            try parseSeedCall(HTTPRequest(method: "GET", target: "/api/v1/downloads/thor?hostname=%zz&type=server"), route: .asgardV1)
+            try parseSeedCall(
+                HTTPRequest(method: "GET", target: "/api/v1/downloads/thor?hostname=%zz&type=server"), route: .asgardV1)
         }
     }
 
     @Test func licenseFormTakesRepeatedAndCommaSeparatedHosts() throws {
-        let a = try parseSeedCall(licenseOnlyRequest(body: "hostnames=ws01&hostnames=ws02&type=workstation"), route: .licenseOnly)
+        let a = try parseSeedCall(
+            licenseOnlyRequest(body: "hostnames=ws01&hostnames=ws02&type=workstation"), route: .licenseOnly)
         #expect(a.hosts == ["ws01", "ws02"] && a.type == .workstation && !a.wantsBareLicense)
-        let b = try parseSeedCall(licenseOnlyRequest(body: "hostnames=ws01%2Cws02,WS01,&type=server"), route: .licenseOnly)
+        let b = try parseSeedCall(
+            licenseOnlyRequest(body: "hostnames=ws01%2Cws02,WS01,&type=server"), route: .licenseOnly)
         #expect(b.hosts == ["ws01", "ws02"] && b.type == .server)
         let c = try parseSeedCall(
-            licenseOnlyRequest(body: "hostnames=ws01&type=server", accept: "application/octet-stream"), route: .licenseOnly)
+            licenseOnlyRequest(body: "hostnames=ws01&type=server", accept: "application/octet-stream"),
+            route: .licenseOnly)
         #expect(c.wantsBareLicense)
         let d = try parseSeedCall(
             licenseOnlyRequest(body: "hostnames=ws01,ws02&type=server", accept: "application/octet-stream"),
@@ -188,7 +200,9 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
 @Suite struct RoutesUnitErrorTests {
     @Test func upstreamErrorsMapToWhatTheSeedShouldSee() {
         #expect(seedFacingRefusal(for: IssueError(.rejected(status: 401), "x")).status == 502)
-        #expect(seedFacingRefusal(for: IssueError(.rejected(status: 403), "x")).reason == "upstream rejected the mirror's token")
+        #expect(
+            seedFacingRefusal(for: IssueError(.rejected(status: 403), "x")).reason
+                == "upstream rejected the mirror's token")
         #expect(seedFacingRefusal(for: IssueError(.rejected(status: 409), "x")).status == 409)
         #expect(seedFacingRefusal(for: IssueError(.rejected(status: 429), "x")).status == 429)
         #expect(seedFacingRefusal(for: IssueError(.rejected(status: 500), "x")).status == 502)
@@ -197,7 +211,10 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
     }
 
     @Test func licenseBodiesThatAreErrorsAreRejected() {
-        #expect(throws: IssueError(.rejected(status: 401), "upstream answered with an error instead of a license: Error: HTTP-401")) {
+        #expect(
+            throws: IssueError(
+                .rejected(status: 401), "upstream answered with an error instead of a license: Error: HTTP-401")
+        ) {
             try validatedLicenseBody(Array("Error: HTTP-401\r\n".utf8))
         }
         #expect(throws: IssueError.self) { try validatedLicenseBody([UInt8](repeating: 1, count: 799)) }
@@ -213,12 +230,15 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
             }
         }
         let r = LicenseRequest(
-            account: "a", hostAsked: "WS01.corp.example", type: .workstation, os: "windows", arch: "amd64", comment: nil,
+            account: "a", hostAsked: "WS01.corp.example", type: .workstation, os: "windows", arch: "amd64",
+            comment: nil,
             clientAddress: "1.2.3.4", clientTokenName: "t", route: .cloud)
         let ok = await InterimLicenseDesk().decide(r, issuer: Issuer(fail: nil))
         #expect(ok == .granted(license: fakeLicense(hostKey: "ws01"), hostKey: "ws01", kind: .issued))
         let no = await InterimLicenseDesk().decide(r, issuer: Issuer(fail: IssueError(.rejected(status: 409), "quota")))
-        #expect(no == .refused(status: 409, reason: "license pool exhausted upstream (quota limit)", retryAfterSeconds: nil))
+        #expect(
+            no == .refused(status: 409, reason: "license pool exhausted upstream (quota limit)", retryAfterSeconds: nil)
+        )
     }
 
     @Test func licenseZipHasKnownCRCAndLayout() {
@@ -415,7 +435,8 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
                 #expect(r.status == 200)
                 _ = try await collectBody(r.body)
             }
-            let lo = await h.send(licenseOnlyRequest(body: "hostnames=a4&type=server", accept: "application/octet-stream"))
+            let lo = await h.send(
+                licenseOnlyRequest(body: "hostnames=a4&type=server", accept: "application/octet-stream"))
             #expect(lo.status == 200)
             #expect(try await collectBody(lo.body).starts(with: Array("LIC:a4:".utf8)))
             #expect(h.upstream.packageFetches.map(\.host) == ["a1", "a2", "a3", "a4"])
@@ -427,8 +448,14 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
 @Suite struct RoutesUnitFlightTests {
     @Test func followersGetTheLeadersResultAndLateJoinersLeadAnew() async {
         let table = FlightTable<String, Int, IssueError>()
-        guard case .lead(let f) = table.join("k") else { Issue.record("first join must lead"); return }
-        guard case .follow(let g) = table.join("k") else { Issue.record("second join must follow"); return }
+        guard case .lead(let f) = table.join("k") else {
+            Issue.record("first join must lead")
+            return
+        }
+        guard case .follow(let g) = table.join("k") else {
+            Issue.record("second join must follow")
+            return
+        }
         #expect(f === g)
         async let a = g.wait(timeout: .seconds(60))
         while f.waiterCount < 1 { await Task.yield() }
@@ -460,13 +487,22 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
             async let first = pull(relay)
             try w.write([1, 2, 3, 4, 5, 6])
             relay.advance(to: 6)
-            guard case .data(let a) = await first else { Issue.record("expected data"); return }
+            guard case .data(let a) = await first else {
+                Issue.record("expected data")
+                return
+            }
             #expect(a == [1, 2, 3, 4])
-            guard case .data(let b) = await pull(relay) else { Issue.record("expected data"); return }
+            guard case .data(let b) = await pull(relay) else {
+                Issue.record("expected data")
+                return
+            }
             #expect(b == [5, 6])
             async let end = pull(relay)
             relay.complete()
-            guard case .end = await end else { Issue.record("expected end"); return }
+            guard case .end = await end else {
+                Issue.record("expected end")
+                return
+            }
             w.discard()
         }
     }
@@ -477,10 +513,16 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
             let relay = RelayStream(file: try SharedFile(openingForReading: w.path), length: 100)
             try w.write([9, 9])
             relay.advance(to: 2)
-            guard case .data = await pull(relay) else { Issue.record("expected data"); return }
+            guard case .data = await pull(relay) else {
+                Issue.record("expected data")
+                return
+            }
             async let cut = pull(relay)
             relay.fail("upstream reset")
-            guard case .failed(let why) = await cut else { Issue.record("expected failure"); return }
+            guard case .failed(let why) = await cut else {
+                Issue.record("expected failure")
+                return
+            }
             #expect(why == "upstream reset")
             w.discard()
             #expect(!FileManager.default.fileExists(atPath: w.path))
@@ -509,11 +551,13 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
                 MirrorRouterParts(
                     tokens: testTokens, account: "a", desk: PickyDesk(refuse: "sandbox"), packages: service,
                     logger: .discard))
-            let r = await resolve(router.handle(licenseOnlyRequest(body: "hostnames=ws1,sandbox,ws2&type=workstation"), context: ctx()))
+            let r = await resolve(
+                router.handle(licenseOnlyRequest(body: "hostnames=ws1,sandbox,ws2&type=workstation"), context: ctx()))
             #expect(r.status == 200 && r.headers["X-SeedMirror-Refused"] == "1")
             let text = String(decoding: try await collectBody(r.body), as: UTF8.self)
             #expect(text.contains("ws1.lic") && text.contains("ws2.lic") && !text.contains("sandbox"))
-            let all = await resolve(router.handle(licenseOnlyRequest(body: "hostnames=sandbox&type=server"), context: ctx()))
+            let all = await resolve(
+                router.handle(licenseOnlyRequest(body: "hostnames=sandbox&type=server"), context: ctx()))
             #expect(all.status == 403)
             #expect(String(decoding: try await collectBody(all.body), as: UTF8.self).contains("policy rule deny"))
         }

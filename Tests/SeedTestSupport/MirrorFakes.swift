@@ -27,7 +27,9 @@ public final class InMemoryCatalog: PackageCatalog {
     public let licenseSize: Int
     private let now: @Sendable () -> Double
 
-    public init(temporaryDirectory: String, licenseSize: Int = 900, now: @escaping @Sendable () -> Double = wallClockSeconds) {
+    public init(
+        temporaryDirectory: String, licenseSize: Int = 900, now: @escaping @Sendable () -> Double = wallClockSeconds
+    ) {
         self.temporaryDirectory = temporaryDirectory
         self.licenseSize = licenseSize
         self.now = now
@@ -59,7 +61,9 @@ public final class InMemoryCatalog: PackageCatalog {
     }
 
     public func importUpstreamZip(at zipPath: String, key: PackageKey) async throws -> ImportedPackage {
-        guard let data = FileManager.default.contents(atPath: zipPath) else { throw FakeError("cannot read \(zipPath)") }
+        guard let data = FileManager.default.contents(atPath: zipPath) else {
+            throw FakeError("cannot read \(zipPath)")
+        }
         let bytes = [UInt8](data)
         guard bytes.count >= licenseSize else { throw FakeError("body too short") }
         let pkg = Array(bytes.dropLast(licenseSize))
@@ -280,19 +284,46 @@ public func testZip(_ members: [(name: String, bytes: [UInt8])]) -> [UInt8] {
         }
         let crc = c ^ 0xFFFF_FFFF
         let offset = UInt32(out.count)
-        le32(0x0403_4b50, &out); le16(20, &out); le16(0, &out); le16(0, &out); le16(0, &out); le16(0x21, &out)
-        le32(crc, &out); le32(UInt32(m.bytes.count), &out); le32(UInt32(m.bytes.count), &out)
-        le16(name.count, &out); le16(0, &out)
+        le32(0x0403_4b50, &out)
+        le16(20, &out)
+        le16(0, &out)
+        le16(0, &out)
+        le16(0, &out)
+        le16(0x21, &out)
+        le32(crc, &out)
+        le32(UInt32(m.bytes.count), &out)
+        le32(UInt32(m.bytes.count), &out)
+        le16(name.count, &out)
+        le16(0, &out)
         out += name + m.bytes
-        le32(0x0201_4b50, &central); le16(20, &central); le16(20, &central); le16(0, &central); le16(0, &central)
-        le16(0, &central); le16(0x21, &central); le32(crc, &central); le32(UInt32(m.bytes.count), &central)
-        le32(UInt32(m.bytes.count), &central); le16(name.count, &central); le16(0, &central); le16(0, &central)
-        le16(0, &central); le16(0, &central); le32(0, &central); le32(offset, &central)
+        le32(0x0201_4b50, &central)
+        le16(20, &central)
+        le16(20, &central)
+        le16(0, &central)
+        le16(0, &central)
+        le16(0, &central)
+        le16(0x21, &central)
+        le32(crc, &central)
+        le32(UInt32(m.bytes.count), &central)
+        le32(UInt32(m.bytes.count), &central)
+        le16(name.count, &central)
+        le16(0, &central)
+        le16(0, &central)
+        le16(0, &central)
+        le16(0, &central)
+        le32(0, &central)
+        le32(offset, &central)
         central += name
     }
     let cdOffset = UInt32(out.count)
     out += central
-    le32(0x0605_4b50, &out); le16(0, &out); le16(0, &out); le16(members.count, &out); le16(members.count, &out)
-    le32(UInt32(central.count), &out); le32(cdOffset, &out); le16(0, &out)
+    le32(0x0605_4b50, &out)
+    le16(0, &out)
+    le16(0, &out)
+    le16(members.count, &out)
+    le16(members.count, &out)
+    le32(UInt32(central.count), &out)
+    le32(cdOffset, &out)
+    le16(0, &out)
     return out
 }

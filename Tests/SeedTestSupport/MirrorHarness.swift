@@ -1,9 +1,9 @@
 import Foundation
 import SeedCore
 public import SeedServer
+public import SeedStore
 public import SeedUpstream
 import SeedZip
-public import SeedStore
 
 /// Options of `withRunningMirror`: a small simulated package, no latency, portal key given.
 public struct MirrorTestOptions: Sendable {
@@ -74,7 +74,6 @@ extension RunningMirror {
         return SeedAnswer(status: r.status, headers: r.headers.fields, body: r.body)
     }
 }
-
 
 /// The package key every seed route asks for on Windows x64.
 public enum PackageKeyForTests {

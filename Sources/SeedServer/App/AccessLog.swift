@@ -59,7 +59,9 @@ public final class JSONLinesAccessLog: AccessLogSink, @unchecked Sendable {
     /// Appends to `path` (created 0640 when missing).
     public init(appendingTo path: String, maxPendingLines: Int = 100_000) throws(SystemErrorText) {
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw SystemErrorText("cannot open access log \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw SystemErrorText("cannot open access log \(path): \(String(cString: strerror(errno)))")
+        }
         self.fd = fd
         self.ownsDescriptor = true
         self.maxPendingLines = maxPendingLines

@@ -185,7 +185,8 @@ public final class PackageService: Sendable {
             guard let lic = pickLicense(licenses, hostKey: hostKey) else {
                 throw IssueError(.outcomeUnknown, "the upstream package for \(hostKey) contained no license file")
             }
-            return IssuedLicense(bytes: try validatedLicenseBody(lic.bytes), source: .upstream, upstreamReference: lic.name)
+            return IssuedLicense(
+                bytes: try validatedLicenseBody(lic.bytes), source: .upstream, upstreamReference: lic.name)
         }
         counters.withLock { $0.licenseOnlyCalls += 1 }
         let started = ContinuousClock.now
@@ -224,7 +225,8 @@ public final class PackageService: Sendable {
         let body = try await upstream.fetchPackage(fetch)
         let writer: TempFileWriter
         do {
-            writer = try TempFileWriter(creatingIn: catalog.temporaryDirectory, prefix: "upstream-\(key.os)-\(key.arch)")
+            writer = try TempFileWriter(
+                creatingIn: catalog.temporaryDirectory, prefix: "upstream-\(key.os)-\(key.arch)")
         } catch {
             body.cancel()
             throw IssueError(.outcomeUnknown, "cannot create a temp file for the upstream package: \(error)")

@@ -26,7 +26,9 @@ public func seedFacingRefusal(for error: IssueError) -> (status: Int, reason: St
 }
 
 /// The plain-text error answer every refusal uses; never status 200.
-func errorResponse(_ status: Int, _ reason: String, retryAfterSeconds: Int? = nil, extra: [(name: String, value: String)] = [])
+func errorResponse(
+    _ status: Int, _ reason: String, retryAfterSeconds: Int? = nil, extra: [(name: String, value: String)] = []
+)
     -> Response
 {
     precondition(status >= 400, "an error answer must not carry a success status")

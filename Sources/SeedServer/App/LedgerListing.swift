@@ -16,7 +16,8 @@ struct LedgerLicenseListing: LicenseListing {
             let state = r.revokedAt != nil ? "revoked" : (r.expiresAt <= now ? "expired" : "active")
             return LicenseSummary(
                 hostKey: r.key.hostKey, type: r.key.type.rawValue, account: r.key.account, licenseRef: r.reference,
-                portalHmac: r.portalHMAC, state: state, issuedAt: auditTime(r.issuedAt), expiresAt: auditTime(r.expiresAt))
+                portalHmac: r.portalHMAC, state: state, issuedAt: auditTime(r.issuedAt),
+                expiresAt: auditTime(r.expiresAt))
         }
     }
 

@@ -7,10 +7,13 @@ public struct StderrLogSink: LogSink {
     public init() {}
 
     public func write(_ record: LogRecord) {
-        var line = iso8601Milliseconds(Date().timeIntervalSince1970) + " " + record.level.description + " "
+        var line =
+            iso8601Milliseconds(Date().timeIntervalSince1970) + " " + record.level.description + " "
             + record.message
         for (k, v) in record.metadata {
-            let plain = !v.isEmpty && v.unicodeScalars.allSatisfy { $0.value > 0x20 && $0 != "\"" && $0 != "\\" && $0.value < 0x7f }
+            let plain =
+                !v.isEmpty
+                && v.unicodeScalars.allSatisfy { $0.value > 0x20 && $0 != "\"" && $0 != "\\" && $0.value < 0x7f }
             line += " \(k)=" + (plain ? v : "\"" + jsonEscaped(v) + "\"")
         }
         line += "\n"
@@ -19,7 +22,10 @@ public struct StderrLogSink: LogSink {
             var off = 0
             while off < p.count {
                 let n = Foundation.write(2, p.baseAddress! + off, p.count - off)
-                if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+                if n <= 0 {
+                    if n < 0 && errno == EINTR { continue }
+                    return
+                }
                 off += n
             }
         }

@@ -48,11 +48,14 @@ public final class MirrorApp: Sendable {
         audit = try AuditLog.open(config.auditLogOptions, logger: logger, metrics: metrics)
 
         let routeMetrics = RegistryRouteMetrics(metrics)
-        let upstream: (any MirrorUpstream)? = config.upstream.mode == .online
+        let upstream: (any MirrorUpstream)? =
+            config.upstream.mode == .online
             ? try makeUpstream(config.upstream, logger: logger) : nil
         var settings = PackageServiceSettings()
         settings.online = upstream != nil
-        if let r = config.upstream.refreshInterval { settings.refreshInterval = r } else {
+        if let r = config.upstream.refreshInterval {
+            settings.refreshInterval = r
+        } else {
             settings.refreshInterval = .seconds(Int64.max / 4)
         }
         packages = PackageService(
@@ -163,4 +166,3 @@ final class RegistryRouteMetrics: RouteMetrics {
     }
     func flightWaiters(delta: Int) { waiters.increment(by: Double(delta)) }
 }
-

@@ -58,7 +58,8 @@ public final class MirrorLab: Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines)
 
         simulator = CloudSimulator(configuration: options.simulator, logger: options.logger)
-        simulatorServer = try SimulatorServer(handler: simulator, certificate: initResult.pki.ecdsa, logger: options.logger)
+        simulatorServer = try SimulatorServer(
+            handler: simulator, certificate: initResult.pki.ecdsa, logger: options.logger)
         simulatorAddress = try simulatorServer.start(listen: ListenAddress(host: "127.0.0.1", port: 0))
 
         let upstreamBase = "https://127.0.0.1:\(simulatorAddress.port)"
@@ -130,25 +131,33 @@ public enum SeedCalls {
         }
         h.add("X-Hostname", host)
         if let comment { h.add("X-Comment", comment) }
-        return UpstreamRequest(method: "GET", url: UpstreamURL(host: address, port: port, target: "/api/public/thor10"), headers: h)
+        return UpstreamRequest(
+            method: "GET", url: UpstreamURL(host: address, port: port, target: "/api/public/thor10"), headers: h)
     }
 
-    public static func asgardV1(port: UInt16, host: String, type: String = "client", token: String?) -> UpstreamRequest {
+    public static func asgardV1(port: UInt16, host: String, type: String = "client", token: String?) -> UpstreamRequest
+    {
         var q = "os=windows&type=\(type)&scanner=thor10%40latest&signatures=signatures&hostname=\(host)"
         if let token { q += "&token=\(token)" }
-        return UpstreamRequest(method: "GET", url: UpstreamURL(host: "127.0.0.1", port: port, target: "/api/v1/downloads/thor?\(q)"))
+        return UpstreamRequest(
+            method: "GET", url: UpstreamURL(host: "127.0.0.1", port: port, target: "/api/v1/downloads/thor?\(q)"))
     }
 
-    public static func asgardV0(port: UInt16, host: String, type: String = "server", token: String?) -> UpstreamRequest {
+    public static func asgardV0(port: UInt16, host: String, type: String = "server", token: String?) -> UpstreamRequest
+    {
         var h = HTTPHeaders()
         if let token { h.add("Authorization", token) }
         return UpstreamRequest(
             method: "GET",
-            url: UpstreamURL(host: "127.0.0.1", port: port, target: "/api/v0/downloads/thor/thor10-win?hostname=\(host)&type=\(type)&iocs=%5B%22default%22%5D"),
+            url: UpstreamURL(
+                host: "127.0.0.1", port: port,
+                target: "/api/v0/downloads/thor/thor10-win?hostname=\(host)&type=\(type)&iocs=%5B%22default%22%5D"),
             headers: h)
     }
 
-    public static func licenseOnly(port: UInt16, hosts: [String], type: String = "server", token: String?, bare: Bool = false)
+    public static func licenseOnly(
+        port: UInt16, hosts: [String], type: String = "server", token: String?, bare: Bool = false
+    )
         -> UpstreamRequest
     {
         var h = HTTPHeaders()
@@ -158,6 +167,7 @@ public enum SeedCalls {
         let target = token.map { "/api/v0/licensing/issue?token=\($0)" } ?? "/api/v0/licensing/issue"
         let body = hosts.map { "hostnames=\($0)" }.joined(separator: "&") + "&type=\(type)"
         return UpstreamRequest(
-            method: "POST", url: UpstreamURL(host: "127.0.0.1", port: port, target: target), headers: h, body: Array(body.utf8))
+            method: "POST", url: UpstreamURL(host: "127.0.0.1", port: port, target: target), headers: h,
+            body: Array(body.utf8))
     }
 }

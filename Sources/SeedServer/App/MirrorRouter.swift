@@ -246,7 +246,8 @@ func licenseOnlyAnswer(_ call: SeedCall, tokenName: String, context: RequestCont
 {
     let issuer = RequestIssuer(service: parts.packages, handoff: nil)
     let requests = call.hosts.map {
-        call.licenseRequest(host: $0, account: parts.account, clientAddress: context.clientAddress, tokenName: tokenName)
+        call.licenseRequest(
+            host: $0, account: parts.account, clientAddress: context.clientAddress, tokenName: tokenName)
     }
     var outcomes = [LicenseOutcome?](repeating: nil, count: requests.count)
     await withTaskGroup(of: (Int, LicenseOutcome).self) { group in

@@ -117,7 +117,8 @@ public func validatedLicenseBody(_ bytes: [UInt8], minimumBytes: Int = 800) thro
         throw IssueError(.rejected(status: status), "upstream answered with an error instead of a license: \(line)")
     }
     guard bytes.count >= minimumBytes else {
-        throw IssueError(.rejected(status: 502), "upstream license body is \(bytes.count) bytes, too short to be a license")
+        throw IssueError(
+            .rejected(status: 502), "upstream license body is \(bytes.count) bytes, too short to be a license")
     }
     return bytes
 }

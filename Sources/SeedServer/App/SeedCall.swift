@@ -121,7 +121,8 @@ public func parseSeedCall(_ request: HTTPRequest, route: SeedRoute, limits: Seed
     case .cloud:
         let h = request.headers
         let host = try requiredHost(h["X-Hostname"].map(trimmedHeaderValue), source: "header X-Hostname", limits)
-        let type = try licenseType(h["X-Type"].map(trimmedHeaderValue), source: "header X-Type", words: "workstation or server")
+        let type = try licenseType(
+            h["X-Type"].map(trimmedHeaderValue), source: "header X-Type", words: "workstation or server")
         let os = try osWord(h["X-OS"].map(trimmedHeaderValue), source: "header X-OS")
         let arch = try archWord(h["X-Arch"].map(trimmedHeaderValue), source: "header X-Arch")
         let comment = try commentValue(h["X-Comment"], limits)
@@ -158,13 +159,16 @@ public func parseSeedCall(_ request: HTTPRequest, route: SeedRoute, limits: Seed
         }
         guard !hosts.isEmpty else { throw RouteError(400, "form field hostnames is missing or empty") }
         guard hosts.count <= limits.maxHostsPerRequest else {
-            throw RouteError(400, "too many host names in one request (\(hosts.count), at most \(limits.maxHostsPerRequest))")
+            throw RouteError(
+                400, "too many host names in one request (\(hosts.count), at most \(limits.maxHostsPerRequest))")
         }
-        let typeValue = fields.last(where: { $0.name == "type" })?.value ?? query.last(where: { $0.name == "type" })?.value
+        let typeValue =
+            fields.last(where: { $0.name == "type" })?.value ?? query.last(where: { $0.name == "type" })?.value
         let type = try licenseType(typeValue, source: "form field type", words: "workstation or server")
         let comment = try commentValue(fields.last(where: { $0.name == "comment" })?.value, limits)
         let accept = request.headers.values("Accept").joined(separator: ",").lowercased()
-        let bare = hosts.count == 1 && accept.contains("application/octet-stream") && !accept.contains("application/zip")
+        let bare =
+            hosts.count == 1 && accept.contains("application/octet-stream") && !accept.contains("application/zip")
         return SeedCall(
             route: .licenseOnly, hosts: hosts, type: type, os: "", arch: "", comment: comment, queryToken: queryToken,
             wantsBareLicense: bare)
@@ -179,7 +183,8 @@ private func requiredHost(_ value: String?, source: String, _ limits: SeedCallLi
     // Host names are letters, digits, '-', '_' and dots; anything else cannot be a Windows or DNS name.
     // The answer names the cause; it echoes the offending character only when it is printable ASCII.
     for c in v.unicodeScalars {
-        let ok = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "-" || c == "_"
+        let ok =
+            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "-" || c == "_"
             || c == "."
         guard ok else {
             let why: String

@@ -3,7 +3,9 @@ import SeedUpstream
 
 /// Builds the upstream client and picks the license-only route (docs/routes.md "Tiering").
 func makeUpstream(_ u: UpstreamSection, logger: Logger) throws -> any MirrorUpstream {
-    guard let token = u.token?.value else { throw StartupError("upstream.token is required when upstream.mode is online") }
+    guard let token = u.token?.value else {
+        throw StartupError("upstream.token is required when upstream.mode is online")
+    }
     guard u.url.scheme == "https", u.portalURL.scheme == "https" else {
         throw StartupError("upstream.url and upstream.portalUrl must be https:// URLs")
     }
@@ -18,7 +20,9 @@ func makeUpstream(_ u: UpstreamSection, logger: Logger) throws -> any MirrorUpst
     let cloud = UpstreamURL(host: u.url.host, port: u.url.port, target: "/")
     let route: LicenseOnlyRoute
     if u.portalURL.basePath == "/api/v0/licensing/issue" {
-        route = .mirror(url: UpstreamURL(host: u.portalURL.host, port: u.portalURL.port, target: u.portalURL.basePath), token: token)
+        route = .mirror(
+            url: UpstreamURL(host: u.portalURL.host, port: u.portalURL.port, target: u.portalURL.basePath), token: token
+        )
     } else if let key = u.portalAPIKey?.value {
         route = .portal(base: UpstreamURL(host: u.portalURL.host, port: u.portalURL.port, target: "/"), apiKey: key)
     } else {

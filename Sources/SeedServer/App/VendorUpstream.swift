@@ -85,7 +85,8 @@ final class VendorUpstream: MirrorUpstream {
         case 409: cause = "upstream license pool exhausted"
         default: cause = "upstream answered \(status)"
         }
-        return IssueError(.rejected(status: status), "\(cause) on the \(what) (\(status)\(text.isEmpty ? "" : ": " + text))")
+        return IssueError(
+            .rejected(status: status), "\(cause) on the \(what) (\(status)\(text.isEmpty ? "" : ": " + text))")
     }
 }
 
@@ -118,7 +119,8 @@ private func formEscaped(_ s: String) -> String {
     var out = ""
     for b in s.utf8 {
         switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"),
             UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
             out.unicodeScalars.append(UnicodeScalar(b))
         default:

@@ -1,8 +1,8 @@
 import Foundation
 import SeedCore
 import SeedHTTPServer
-import SeedUpstream
 import SeedStore
+import SeedUpstream
 import SeedZip
 
 /// `seed-mirror demo [--dir DIR] [--exit-after-check] [--package-mb N] [--latency-ms N]`
@@ -73,9 +73,13 @@ public enum DemoCommand {
         lab.accessLogPath = dir + "/access.log"
         lab.logger = Logger(level: .warning, sink: StderrLogSink())
         say("SeedMirror demo in \(dir)")
-        say("  simulating the vendor cloud: \(options.packageMegabytes) MB package, \(options.latencyMilliseconds) ms latency")
+        say(
+            "  simulating the vendor cloud: \(options.packageMegabytes) MB package, \(options.latencyMilliseconds) ms latency"
+        )
         let mirror = try MirrorLab(lab)
-        say("  simulator on https://127.0.0.1:\(mirror.simulatorAddress.port), mirror on https://127.0.0.1:\(mirror.port)")
+        say(
+            "  simulator on https://127.0.0.1:\(mirror.simulatorAddress.port), mirror on https://127.0.0.1:\(mirror.port)"
+        )
         say("")
 
         let client = try mirror.makeClient()
@@ -84,7 +88,8 @@ public enum DemoCommand {
         try fm.createDirectory(atPath: downloads, withIntermediateDirectories: true)
         var ok = true
         var licenseDigests: [String] = []
-        for (label, file) in [("cold (empty cache, goes upstream)", "cold.zip"), ("warm (from the cache)", "warm.zip")] {
+        for (label, file) in [("cold (empty cache, goes upstream)", "cold.zip"), ("warm (from the cache)", "warm.zip")]
+        {
             let before = mirror.simulator.counts
             let started = ContinuousClock.now
             let request = SeedCalls.cloud(port: mirror.port, host: host, token: mirror.clientToken)
@@ -100,21 +105,28 @@ public enum DemoCommand {
                 ok = ok && check.ok
                 if let l = check.licenseSHA256 { licenseDigests.append(l) }
                 say("download \(label):")
-                say("  status \(d.status), \(d.bytes) bytes in \(formatSeconds(elapsed)) (first byte after \(formatSeconds(d.firstByteSeconds)))")
+                say(
+                    "  status \(d.status), \(d.bytes) bytes in \(formatSeconds(elapsed)) (first byte after \(formatSeconds(d.firstByteSeconds)))"
+                )
                 say("  \(check.summary)")
-                say("  at the simulator: \(after.packageTransfers - before.packageTransfers) package transfer(s), "
-                    + "\(after.licensesIssued - before.licensesIssued) license(s) issued")
+                say(
+                    "  at the simulator: \(after.packageTransfers - before.packageTransfers) package transfer(s), "
+                        + "\(after.licensesIssued - before.licensesIssued) license(s) issued")
             }
         }
         if licenseDigests.count == 2 {
             let same = licenseDigests[0] == licenseDigests[1]
             say("")
             say("license SHA-256 cold: \(licenseDigests[0])")
-            say("license SHA-256 warm: \(licenseDigests[1])  \(same ? "(same license: no new one was spent)" : "(DIFFERENT)")")
+            say(
+                "license SHA-256 warm: \(licenseDigests[1])  \(same ? "(same license: no new one was spent)" : "(DIFFERENT)")"
+            )
             ok = ok && same
         }
         let totals = mirror.simulator.counts
-        say("simulator totals: \(totals.packageTransfers) package transfer(s), \(totals.licensesIssued) license(s) issued")
+        say(
+            "simulator totals: \(totals.packageTransfers) package transfer(s), \(totals.licensesIssued) license(s) issued"
+        )
         say("")
         if options.exitAfterCheck {
             await mirror.stop()
@@ -131,6 +143,7 @@ public enum DemoCommand {
         say("       -o WS03.lic \"https://localhost:\(mirror.port)/api/v0/licensing/issue?token=$(cat \(tokenFile))\"")
         say("  curl --cacert \(ca) https://localhost:\(mirror.port)/readyz")
         say("Access log: \(dir)/access.log. Stop with Ctrl-C.")
+        fflush(nil)
         let watcher = SignalWatcher()
         for await event in watcher.events {
             if case .terminate = event { break }
@@ -159,7 +172,8 @@ public enum DemoCommand {
             stream.cancel()
             return .failure(DemoFailure("status \(stream.head.status): \(String(decoding: body ?? [], as: UTF8.self))"))
         }
-        guard FileManager.default.createFile(atPath: path, contents: nil), let out = FileHandle(forWritingAtPath: path) else {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let out = FileHandle(forWritingAtPath: path)
+        else {
             stream.cancel()
             return .failure(DemoFailure("cannot write \(path)"))
         }
@@ -196,7 +210,9 @@ func portIsFree(_ port: UInt16) -> Bool {
     addr.sin_port = port.bigEndian
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
     return withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
     }
 }
 
@@ -225,7 +241,8 @@ func inspectPackage(_ path: String, host: String) -> PackageCheck {
         digest = SHA256Hasher.hex(lic)
     }
     let ok = bytes.count >= 1000 && bytes.starts(with: Array("PK".utf8)) && hasThor && lics.count == 1 && digest != nil
-    let summary = "ZIP with \(names.count) members, thor64.exe \(hasThor ? "present" : "MISSING"), "
+    let summary =
+        "ZIP with \(names.count) members, thor64.exe \(hasThor ? "present" : "MISSING"), "
         + "\(lics.count) license file(s)\(lics.count == 1 ? " (\(lics[0].name))" : "")"
     return PackageCheck(ok: ok, summary: summary, licenseSHA256: digest)
 }

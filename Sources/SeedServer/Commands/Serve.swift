@@ -48,6 +48,8 @@ public enum ServeCommand {
         let app = try MirrorApp(config: config, listen: listen, logger: logger, accessLog: accessLog)
         let addresses = try app.start()
         for a in addresses { say("seed-mirror listening on https://\(a)") }
+        // Standard output may be a pipe (a supervisor, a test): the addresses must not sit in a buffer.
+        fflush(nil)
         for await event in watcher.events {
             switch event {
             case .reload:
