@@ -228,11 +228,14 @@ final class Connection: EventHandler {
         switch Socket.read(fd, into: loop.readBuffer) {
         case .bytes(let n):
             if n < loop.readBuffer.count { readable = false }
+            // OpenSSL reports why a handshake failed only once: keep that reason for the log line (a later
+            // SSL_do_handshake on the failed session says no more than "SSL error 5").
+            var failure: TLSError?
             engine.withBorrowedInput(UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<n])) {
-                // Only the handshake step here: a failure is reported by the next stepHandshake.
-                if phase == .handshaking { _ = advanceHandshake() }
+                if phase == .handshaking, case .failed(let error) = advanceHandshake() { failure = error }
                 if phase == .awaitingRequest { decryptAll() }
             }
+            if let failure { handshakeFailed("\(failure)") }
         case .wouldBlock:
             readable = false
         case .endOfFile:
@@ -309,6 +312,10 @@ final class Connection: EventHandler {
             let line: StaticString = "HTTP/1.1 100 Continue\r\n\r\n"
             writePlain(UnsafeRawBufferPointer(start: line.utf8Start, count: line.utf8CodeUnitCount))
         case .error(let error):
+            // The reason names the rule broken and never echoes header values, so it is safe to log.
+            server.logger.info(
+                "request refused",
+                [("client.address", peerAddress), ("status", "\(error.status)"), ("reason", error.reason)])
             requestMethod = "-"
             requestTarget = "-"
             requestStartNs = headStart ?? now

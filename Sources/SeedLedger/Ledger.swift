@@ -34,6 +34,14 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
                 if e == EWOULDBLOCK { throw LedgerError(.locked, path: path, "") }
                 throw LedgerError(.io, path: path, "cannot lock \(path).lock: \(String(cString: strerror(e)))")
             }
+            // The ledger holds license bytes: owner-only. SQLite gives its -wal and -shm files the database
+            // file's mode, so creating it 0600 (and tightening an older, wider file) covers all three.
+            let created = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            if created >= 0 { Glibc.close(created) }
+            for file in [path, path + "-wal", path + "-shm"] {
+                var st = stat()
+                if stat(file, &st) == 0, st.st_mode & 0o077 != 0 { _ = chmod(file, 0o600) }
+            }
         } else if !FileManager.default.fileExists(atPath: path) {
             throw LedgerError(.notFound, path: path, "no ledger at this path")
         }

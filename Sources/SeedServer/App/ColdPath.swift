@@ -27,6 +27,9 @@ public struct PackageServiceSettings: Sendable {
     public var readChunkBytes: Int = 256 * 1024
     /// Online: fetch missing packages from upstream. Offline: serve what the store has, 503 otherwise.
     public var online: Bool = true
+    /// Refuse (and never relay to a seed) an upstream package body that does not start like a ZIP: upstream
+    /// garbage must not reach a seed under a 200. Off only for tests over an in-memory catalog of raw bytes.
+    public var requireZipSignature: Bool = true
     public init() {}
 }
 
@@ -229,15 +232,9 @@ public final class PackageService: Sendable {
             throw IssueError(.outcomeUnknown, "cannot create a temp file for the upstream package: \(error)")
         }
         var relay: RelayStream?
-        if let handoff, let length = body.contentLength {
-            do {
-                let r = RelayStream(file: try SharedFile(openingForReading: writer.path), length: length)
-                if handoff.offer(.relay(r)) { relay = r }
-            } catch {
-                logger.warning(
-                    "cannot open the relay file; the seed waits for the whole download", [("error", "\(error)")])
-            }
-        }
+        // The relay starts only once the body is seen to begin like a ZIP: a seed is never sent upstream's
+        // garbage under a 200 (a body that is not a ZIP is refused before anything reaches the seed).
+        var signature: [UInt8] = []
         do throws(IssueError) {
             while let chunk = try await body.read(maxBytes: settings.readChunkBytes) {
                 if chunk.isEmpty { continue }
@@ -246,6 +243,25 @@ public final class PackageService: Sendable {
                 } catch {
                     body.cancel()
                     throw IssueError(.outcomeUnknown, "writing the upstream package to disk failed: \(error)")
+                }
+                if signature.count < 4 {
+                    signature += chunk.prefix(4 - signature.count)
+                    if signature.count == 4 {
+                        guard !settings.requireZipSignature || signature == [0x50, 0x4B, 0x03, 0x04] else {
+                            body.cancel()
+                            throw IssueError(.outcomeUnknown, "upstream sent a package body that is not a ZIP")
+                        }
+                        if let handoff, let length = body.contentLength {
+                            do {
+                                let r = RelayStream(file: try SharedFile(openingForReading: writer.path), length: length)
+                                if handoff.offer(.relay(r)) { relay = r }
+                            } catch {
+                                logger.warning(
+                                    "cannot open the relay file; the seed waits for the whole download",
+                                    [("error", "\(error)")])
+                            }
+                        }
+                    }
                 }
                 if let length = body.contentLength, writer.written > length {
                     body.cancel()

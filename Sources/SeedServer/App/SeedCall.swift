@@ -181,13 +181,26 @@ private func requiredHost(_ value: String?, source: String, _ limits: SeedCallLi
         throw RouteError(400, "\(source) is longer than \(limits.maxHostNameLength) characters")
     }
     // Host names are letters, digits, '-', '_' and dots; anything else cannot be a Windows or DNS name.
+    // The answer names the cause; it echoes the offending character only when it is printable ASCII.
     for c in v.unicodeScalars {
         let ok =
             (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "-" || c == "_"
             || c == "."
-        guard ok else { throw RouteError(400, "\(source) is not a valid host name") }
+        guard ok else {
+            let why: String
+            if c.value < 0x20 || c.value == 0x7F {
+                why = "contains a control character"
+            } else if c.value >= 0x80 {
+                why = "contains a non-ASCII character (look-alikes are refused)"
+            } else {
+                why = "contains the character '\(c)'; only letters, digits, '-', '_' and '.' are allowed"
+            }
+            throw RouteError(400, "\(source) is not a valid host name: it \(why)")
+        }
     }
-    guard v.first != ".", v.first != "-" else { throw RouteError(400, "\(source) is not a valid host name") }
+    guard v.first != ".", v.first != "-" else {
+        throw RouteError(400, "\(source) is not a valid host name: it starts with '\(v.first!)'")
+    }
     return v
 }
 
