@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "SeedAudit", dependencies: ["SeedCore", "SeedPosix", "SeedLicensing", "CSeedOpenSSL"], swiftSettings: strict),
         .target(
             name: "SeedUpstream",
-            dependencies: ["SeedCore", "SeedPosix", "SeedTLS", "SeedHTTP"],
+            dependencies: ["SeedCore", "SeedPosix", "SeedTLS", "SeedHTTP", "CSeedOpenSSL", "CSeedShim"],
             swiftSettings: strict),
 
         // Composition root and executables.
@@ -56,6 +56,8 @@ let package = Package(
             dependencies: [
                 "SeedCore", "SeedPosix", "SeedHTTP", "SeedTLS", "SeedNet", "SeedHTTPServer", "SeedZip",
                 "SeedStore", "SeedLicensing", "SeedLedger", "SeedAudit", "SeedUpstream",
+                // The cloud simulator (Simulator/) writes ZIPs and serves TLS itself.
+                "CSeedOpenSSL", "CSeedZlib",
             ],
             swiftSettings: strict),
         .executableTarget(name: "seed-mirror", dependencies: ["SeedServer"], swiftSettings: strict),
@@ -67,7 +69,7 @@ let package = Package(
         // Tests.
         .target(
             name: "SeedTestSupport",
-            dependencies: ["SeedCore", "SeedPosix", "SeedTLS", "SeedHTTP", "SeedServer"],
+            dependencies: ["SeedCore", "SeedPosix", "SeedTLS", "SeedHTTP", "SeedServer", "SeedUpstream"],
             path: "Tests/SeedTestSupport",
             swiftSettings: strict),
         .testTarget(name: "SeedHTTPTests", dependencies: ["SeedHTTP"], swiftSettings: strict),
@@ -84,7 +86,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "SeedMirrorIntegrationTests",
-            dependencies: ["SeedServer", "SeedTestSupport", "SeedHTTPServer", "SeedTLS", "SeedHTTP", "SeedZip"],
+            dependencies: [
+                "SeedServer", "SeedTestSupport", "SeedHTTPServer", "SeedTLS", "SeedHTTP", "SeedZip", "SeedUpstream",
+                "SeedLicensing",
+            ],
             swiftSettings: strict),
     ]
 )

@@ -1,5 +1,4 @@
 import Foundation
 import SeedServer
 
-FileHandle.standardError.write(Data("seed-cloud-sim: not available in this build\n".utf8))
-exit(2)
+exit(await CloudSimulatorCommand.main(Array(CommandLine.arguments.dropFirst())))
