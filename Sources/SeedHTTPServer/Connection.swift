@@ -51,7 +51,6 @@ final class Connection: EventHandler {
     private var segments: [BodySegment] = []
     private var segmentIndex = 0
     private var segmentOffset: UInt64 = 0
-    private var sendBuffer: UnsafeMutableRawBufferPointer?
     private var streamChunk: [UInt8]?
     private var streamPulling = false
     private var closeAfterResponse = false
@@ -451,9 +450,9 @@ final class Connection: EventHandler {
     private func pumpBody() -> Bool {
         let bufferSize = server.configuration.sendBufferBytes
         while segmentIndex < segments.count {
-            // Refill only once the socket took nearly everything: no compaction of a half-sent queue, and the
-            // queue never holds much more than one buffer of ciphertext.
-            if engine.pendingOutputCount > 16 * 1024 { return true }
+            // Refill only once the socket took nearly everything: the queue never holds more than two records of
+            // ciphertext (its storage stays at 32 KiB), however slowly the client reads.
+            if engine.pendingOutputCount > bodyRefillBelowBytes { return true }
             let segment = segments[segmentIndex]
             let remaining = segment.length - segmentOffset
             if remaining == 0 {
@@ -463,13 +462,13 @@ final class Connection: EventHandler {
             }
             switch segment {
             case .bytes(let b):
-                let n = Int(min(remaining, UInt64(bufferSize)))
+                let n = Int(min(remaining, UInt64(bodyChunkBytes)))
                 b.withUnsafeBytes { p in
                     writePlain(UnsafeRawBufferPointer(rebasing: p[Int(segmentOffset)..<Int(segmentOffset) + n]))
                 }
                 segmentOffset += UInt64(n)
             case .file(let file, let offset, _):
-                let buffer = ensureSendBuffer()
+                let buffer = loop.fileBuffer
                 let want = Int(min(remaining, UInt64(buffer.count)))
                 var got = 0
                 while got < want {
@@ -547,20 +546,7 @@ final class Connection: EventHandler {
         }
     }
 
-    private func ensureSendBuffer() -> UnsafeMutableRawBufferPointer {
-        if let sendBuffer { return sendBuffer }
-        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: server.configuration.sendBufferBytes, alignment: 16)
-        sendBuffer = b
-        return b
-    }
-
-    private func releaseSendBuffer() {
-        sendBuffer?.deallocate()
-        sendBuffer = nil
-    }
-
     private func finishResponse() {
-        releaseSendBuffer()
         segments = []
         segmentIndex = 0
         segmentOffset = 0
@@ -694,7 +680,6 @@ final class Connection: EventHandler {
         if wasSending { cancelStreams(Array(segments[segmentIndex...])) }
         segments = []
         streamChunk = nil
-        releaseSendBuffer()
         if let timer { loop.eventLoop.cancel(timer) }
         timer = nil
         if let token { loop.eventLoop.deregister(fd: fd, token: token) }
@@ -703,7 +688,6 @@ final class Connection: EventHandler {
         loop.connections[ObjectIdentifier(self)] = nil
     }
 
-    deinit { sendBuffer?.deallocate() }
 }
 
 /// Content-Length, Transfer-Encoding, Connection and Date are the server's to set, compared without allocating.

@@ -121,6 +121,13 @@ public final class HTTPSServer: Sendable {
     }
 }
 
+/// Plaintext moved into a TLS engine per step of a response body: one full TLS record. With the refill
+/// threshold below, a connection's ciphertext queue stays within 32 KiB, also for a client that reads slowly.
+let bodyChunkBytes = 16 * 1024
+/// A body is refilled only while less than this much ciphertext waits for the socket (one record fits on top
+/// of it inside 32 KiB: 16,384 bytes plus at most 29 bytes of record overhead).
+let bodyRefillBelowBytes = 16 * 1024 - 64
+
 /// Loop-confined state of one event loop: its listeners, connections and scratch buffers.
 final class ServerLoop: @unchecked Sendable {
     let eventLoop: EventLoop
@@ -133,6 +140,9 @@ final class ServerLoop: @unchecked Sendable {
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     /// Decrypted request bytes on their way into a parser.
     let plainBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
+    /// File body bytes on their way into a TLS engine: read and encrypted in one step, so no connection
+    /// keeps plaintext of its own between writes (1,000 slow downloads must not hold 1,000 buffers).
+    let fileBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bodyChunkBytes, alignment: 16)
     /// Response heads (and small bodies coalesced with them) are encoded here.
     var headBuffer: [UInt8] = []
     private var dateSecond = -1
@@ -147,6 +157,7 @@ final class ServerLoop: @unchecked Sendable {
     deinit {
         readBuffer.deallocate()
         plainBuffer.deallocate()
+        fileBuffer.deallocate()
     }
 
     func addListener(fd: CInt) throws {

@@ -120,6 +120,8 @@ private func write(_ text: String, to path: String, mode: Int = 0o600) throws {
             "upstream.portalUrl: \"http://portal.test\" is not an https:// URL"
         ),
         (#"{"upstream": {"refreshHours": -1}}"#, "upstream.refreshHours"),
+        (#"{"upstream": {"refreshSeconds": -1}}"#, "upstream.refreshSeconds"),
+        (#"{"upstream": {"refreshSeconds": 30, "refreshHours": 1}}"#, "upstream.refreshSeconds: give refreshHours or"),
         (#"{"upstream": {"token": 5}}"#, "upstream.token: expected a string"),
         (#"{"upstream": {"token": {"env": "A", "file": "b"}}}"#, "upstream.token: give exactly one"),
         (#"{"clients": {"name": "a"}}"#, "clients: expected an array of objects"),
@@ -272,6 +274,8 @@ private func write(_ text: String, to path: String, mode: Int = 0o600) throws {
         #expect(u.proxy?.description == "http://svc@corp:<secret>@proxy.corp:3128")
         #expect(u.connectTimeout == .seconds(3) && u.readTimeout == .seconds(20))
         #expect(u.maxBodyBytes == 200_000_000 && u.refreshInterval == nil)
+        #expect(try parse(#"{"upstream": {"refreshSeconds": 45}}"#).upstream.refreshInterval == .seconds(45))
+        #expect(try parse(#"{"upstream": {"refreshSeconds": 0}}"#).upstream.refreshInterval == nil)
         let v6 = try parse(#"{"upstream": {"proxy": "http://[fd00::1]:8080"}}"#)
         #expect(v6.upstream.proxy?.host == "fd00::1" && v6.upstream.proxy?.username == nil)
         for bad in [

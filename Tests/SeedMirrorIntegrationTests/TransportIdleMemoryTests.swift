@@ -25,6 +25,22 @@ private let idleClientScript = """
     sys.stdin.read()
     """
 
+/// Starts downloads of a large file on many TLS connections from another process and then reads nothing more.
+private let stalledClientScript = """
+    import socket, ssl, sys
+    ctx = ssl.create_default_context(cafile=sys.argv[1])
+    port, count = int(sys.argv[2]), int(sys.argv[3])
+    conns = []
+    for i in range(count):
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+        s.sendall(b"GET /big HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        if not s.recv(4096).startswith(b"HTTP/1.1 200"):
+            raise SystemExit("no 200")
+        conns.append(s)
+    print("READY", flush=True)
+    sys.stdin.read()
+    """
+
 // Part of the serialized transport suite: RSS is only meaningful while no other transport test runs.
 extension TransportServerTests {
     @Test func idleTLSConnectionsHoldNoBuffers() async throws {
@@ -58,6 +74,44 @@ extension TransportServerTests {
             // ~1.5 KB (connection, engine, parser) and no buffers: the smallest one it could leak (a 4 KiB queue, a
             // 17 KiB record buffer, the 256 KiB send buffer) would break this bound. Slack covers other suites.
             #expect(perConnection < 19_000, "\(Int(perConnection)) bytes per idle connection")
+            try input.fileHandleForWriting.close()
+            process.waitUntilExit()
+            try output.fileHandleForReading.close()
+            #expect(await eventually(5) { s.server.stats.openConnections == 0 })
+        }
+    }
+
+    @Test func stalledDownloadsHoldNoBodyBuffersOfTheirOwn() async throws {
+        // A stalled download keeps at most two TLS records of ciphertext queued; file bytes pass through the
+        // loop's shared buffer. Before, each one held a 256 KiB plaintext buffer and up to 272 KiB of
+        // ciphertext: 1,000 slow downloads cost half a gigabyte.
+        let count = 100
+        let file = TransportFixtures.file(megabytes: 32)
+        let script = TransportFixtures.directory + "/stalled-clients.py"
+        try stalledClientScript.write(toFile: script, atomically: true, encoding: .utf8)
+        try await withTransportServer(files: ["/big": file.path], configure: { $0.eventLoops = 1 }) { s in
+            try await onThread { for _ in 0..<10 { _ = try s.client().request("GET", "/healthz") } }
+            #expect(await eventually(3) { s.server.stats.openConnections == 0 })
+            let before = residentKilobytes()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = [script, TransportFixtures.certificates.caFile, "\(s.port)", "\(count)"]
+            let input = Pipe()
+            let output = Pipe()
+            process.standardInput = input
+            process.standardOutput = output
+            try process.run()
+            let line = try await onThread { () -> String in
+                String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+            }
+            #expect(line.contains("READY"))
+            #expect(s.server.stats.openConnections == count)
+            try await Task.sleep(for: .seconds(1))  // every socket fills up; the server stops at its queue bound
+            let perConnection = (residentKilobytes() - before) / count
+            print("a stalled download costs \(perConnection) KiB of server RSS")
+            // The SSL object (~15 KiB), the 32 KiB queue, the connection: well under 64 KiB. A 256 KiB buffer per
+            // connection breaks the bound.
+            #expect(perConnection < 96, "\(perConnection) KiB per stalled download")
             try input.fileHandleForWriting.close()
             process.waitUntilExit()
             try output.fileHandleForReading.close()

@@ -192,6 +192,14 @@ public struct UpstreamSection: Sendable, Equatable {
         maxBodyBytes = try o.int("maxBodyBytes", default: 1 << 30, min: 1024, max: Int(Int32.max) * 8)
         let hours = try o.int("refreshHours", default: 12, min: 0, max: 24 * 365)
         refreshInterval = hours == 0 ? nil : .seconds(hours * 3600)
+        // Finer than hours (tests, benchmarks, short-lived staging mirrors); when given it replaces refreshHours.
+        if o.has("refreshSeconds") {
+            guard !o.has("refreshHours") else {
+                throw ConfigError("config key upstream.refreshSeconds: give refreshHours or refreshSeconds, not both")
+            }
+            let secs = try o.int("refreshSeconds", default: 0, min: 0, max: 24 * 365 * 3600)
+            refreshInterval = secs == 0 ? nil : .seconds(secs)
+        }
         try o.finish()
         if mode == .online && token == nil {
             throw ConfigError("config key upstream.token: required when upstream.mode is online")
