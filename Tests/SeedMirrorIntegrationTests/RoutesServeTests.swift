@@ -24,25 +24,35 @@ import Testing
             let port = try app.start()[0].port
             let token = try String(contentsOfFile: r.clientTokenPath, encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
-            let ctx = try TLSClientContext(caFile: r.pki.caCertificatePath)
-            let c = try TLSTestClient(host: "127.0.0.1", port: port, context: ctx, serverName: "localhost")
-            let health = try c.request("GET", "/healthz")
-            #expect(health.status == 200 && health.text == "ok\n")
-            #expect(try c.request("GET", "/readyz").status == 200)
-            #expect(try c.request("GET", "/nope").status == 404)
-            let m = try c.request("POST", "/api/public/thor10")
-            #expect(m.status == 405 && m.header("Allow") == "GET, HEAD")
-            #expect(
-                try c.request("GET", "/api/v1/downloads/thor?type=server&hostname=a&token=wrong-secret").status == 403)
+            let caFile = r.pki.caCertificatePath
+            // The blocking client runs on its own thread, so it cannot starve the server's deferred answers.
+            let answers = try await onOwnThread { () throws -> [TestResponse] in
+                let ctx = try TLSClientContext(caFile: caFile)
+                let c = try TLSTestClient(host: "127.0.0.1", port: port, context: ctx, serverName: "localhost")
+                return [
+                    try c.request("GET", "/healthz"),
+                    try c.request("GET", "/readyz"),
+                    try c.request("GET", "/nope"),
+                    try c.request("POST", "/api/public/thor10"),
+                    try c.request("GET", "/api/v1/downloads/thor?type=server&hostname=a&token=wrong-secret"),
+                    try c.request(
+                        "GET", "/api/public/thor10",
+                        headers: [
+                            ("X-OS", "windows"), ("X-Type", "server"), ("X-Arch", "amd64"), ("X-Hostname", "srv1"),
+                            ("X-Token", token),
+                        ]),
+                    try c.request("GET", "/api/v1/downloads/thor?type=server&hostname=a&token=\(token)"),
+                ]
+            }
+            #expect(answers[0].status == 200 && answers[0].text == "ok\n")
+            #expect(answers[1].status == 200)
+            #expect(answers[2].status == 404)
+            #expect(answers[3].status == 405 && answers[3].header("Allow") == "GET, HEAD")
+            #expect(answers[4].status == 403)
             // Offline without a pooled license the desk answers 409 and lists the host as pending.
-            let off = try c.request(
-                "GET", "/api/public/thor10",
-                headers: [
-                    ("X-OS", "windows"), ("X-Type", "server"), ("X-Arch", "amd64"), ("X-Hostname", "srv1"),
-                    ("X-Token", token),
-                ])
+            let off = answers[5]
             #expect(off.status == 409 && off.text.contains("offline"), "\(off.status) \(off.text)")
-            #expect(try c.request("GET", "/api/v1/downloads/thor?type=server&hostname=a&token=\(token)").status != 200)
+            #expect(answers[6].status != 200)
             await app.shutdown(grace: .seconds(1))
             let text = try String(contentsOfFile: log, encoding: .utf8)
             #expect(text.contains("token=REDACTED"))

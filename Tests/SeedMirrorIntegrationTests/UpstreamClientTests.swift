@@ -130,12 +130,11 @@ struct UpstreamClientTests {
         config.latency = .seconds(10)
         try await withRunningSimulator(config) { sim in
             let client = try sim.client { $0.readTimeout = .milliseconds(300) }
-            let started = ContinuousClock.now
             let error = await #expect(throws: UpstreamError.self) { try await client.send(sim.portal(host: "WS06")) }
+            // A timeout (not the answer the server sends after 10 s) proves the 300 ms read timeout ended the
+            // wait. No wall-clock bound: on a loaded machine scheduling, not the client, decides elapsed time.
             #expect(error?.kind == .timeout)
             #expect(error?.stage == .outcomeUnknown)
-            // The read timeout ends the wait, not the server's 10 s latency.
-            #expect(ContinuousClock.now - started < .seconds(6))
         }
     }
 
