@@ -1,4 +1,5 @@
 internal import CSeedShim
+import Foundation
 import Glibc
 import SeedCompression
 public import SeedPosix
@@ -34,6 +35,8 @@ public final class BlobStore: Sendable {
     }
     private let state = Mutex(State())
     private let hashes = Atomic<Int>(0)
+    /// Striped locks serializing the open-and-verify of one blob (see `openVerified`).
+    private let verificationLocks: [NSLock] = (0..<64).map { _ in NSLock() }
 
     /// How many times `openVerified` hashed a blob's content since this store was opened (a blob not
     /// verified yet in this process, or changed on disk since). Blobs written by an import of this
@@ -131,16 +134,13 @@ public final class BlobStore: Sendable {
     /// A blob whose content does not match its name is moved to `quarantine/` and never returned.
     public func openVerified(_ hex: String, method: UInt16) throws(StoreError) -> (SharedFile, BlobFacts) {
         let p = path(of: hex, method: method)
-        // Fast path: verified since start and the file on disk is unchanged (same inode, size, mtime).
-        if let st = fileStat(p) {
-            let cached: (SharedFile, BlobFacts)? = state.withLock { s in
-                guard let f = s.open[hex], let m = s.marks[hex], m.matches(st), m.facts.method == method else {
-                    return nil
-                }
-                return (f, m.facts)
-            }
-            if let cached { return cached }
-        }
+        if let cached = cachedOpen(hex, method: method, path: p) { return cached }
+        // One opener per blob does the slow part; the others wait here and then share its open file, so a
+        // burst of first downloads after a start neither re-hashes a blob nor opens it once per request.
+        let lock = verificationLocks[Self.stripe(of: hex, count: verificationLocks.count)]
+        lock.lock()
+        defer { lock.unlock() }
+        if let cached = cachedOpen(hex, method: method, path: p) { return cached }
         let file: SharedFile
         do { file = try SharedFile(openingForReading: p) } catch {
             if error.errno == ENOENT { throw StoreError(.missingBlob, subject: hex) }
@@ -172,6 +172,23 @@ public final class BlobStore: Sendable {
             s.open[hex] = file
         }
         return (file, facts)
+    }
+
+    /// The shared open file of a blob verified since start whose file is unchanged (same inode, size, mtime).
+    private func cachedOpen(_ hex: String, method: UInt16, path p: String) -> (SharedFile, BlobFacts)? {
+        guard let st = fileStat(p) else { return nil }
+        return state.withLock { s in
+            guard let f = s.open[hex], let m = s.marks[hex], m.matches(st), m.facts.method == method else {
+                return nil
+            }
+            return (f, m.facts)
+        }
+    }
+
+    private static func stripe(of hex: String, count: Int) -> Int {
+        var h = 0
+        for b in hex.utf8.prefix(8) { h = h &* 31 &+ Int(b) }
+        return Int(UInt(bitPattern: h) % UInt(count))
     }
 
     /// Records that blob `hex`, just committed by this process, holds content this process hashed to

@@ -2,6 +2,7 @@ import Foundation
 import SeedStore
 import SeedTestSupport
 import SeedZip
+import Synchronization
 import Testing
 
 // MARK: Fixtures
@@ -466,3 +467,36 @@ let license = (name: "thor-lic-ws01.lic", bytes: Array("-----BEGIN THOR LICENSE-
 }
 
 func sha256Hex(_ b: [UInt8]) -> String { SHA256Hasher.hex(b) }
+
+@Test func aBurstOfFirstPlansAfterAStartHashesAndOpensEachBlobOnce() async throws {
+    try await withTemporaryDirectory { dir in
+        let pkg = try PackageFixture(in: dir, name: "p", seed: 1, bigBinaries: false)
+        let root = dir + "/cache"
+        let manifest: Manifest
+        do {
+            let store = try PackageStore(root: root)
+            let key = try store.importZip(path: pkg.zip, product: "thor10", os: "linux", arch: "amd64").key
+            manifest = try #require(try store.currentManifest(key))
+        }
+        let distinct = Set(manifest.members.map(\.blob)).count
+        // A fresh start: 32 downloads plan at once on threads of their own (as the server's blocking work does).
+        let store = try PackageStore(root: root)
+        let plans = Mutex<[AssemblyPlan]>([])
+        DispatchQueue.concurrentPerform(iterations: 32) { i in
+            let lic = (name: "host\(i).lic", bytes: Array("LIC\(i)".utf8))
+            if let p = try? store.plan(manifest: manifest, extraMembers: [lic], modifiedTime: stamp) {
+                plans.withLock { $0.append(p) }
+            }
+        }
+        let all = plans.withLock { $0 }
+        #expect(all.count == 32)
+        // Each blob was verified by one opener only, and every plan shares that opener's file.
+        #expect(store.blobs.verificationHashCount == distinct)
+        var files: [String: Set<ObjectIdentifier>] = [:]
+        for plan in all {
+            for case .file(let f, _, _) in plan.segments { files[f.path, default: []].insert(ObjectIdentifier(f)) }
+        }
+        #expect(!files.isEmpty)
+        #expect(files.values.allSatisfy { $0.count == 1 })
+    }
+}
