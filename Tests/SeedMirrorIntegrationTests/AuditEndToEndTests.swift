@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import SeedAudit
 import SeedCore
 import SeedServer
@@ -232,4 +233,30 @@ private func promtoolCheck(_ exposition: String) throws {
     let out = output.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     #expect(p.terminationStatus == 0, "promtool: \(String(decoding: out, as: UTF8.self))")
+}
+
+/// `metrics.listen` opens a second listener that serves `/metrics` and nothing else.
+@Test func metricsListenerServesOnlyMetrics() async throws {
+    let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &len) }
+    }
+    let metricsPort = UInt16(bigEndian: addr.sin_port)
+    close(probe)
+    var o = MirrorTestOptions.testDefaults
+    o.configure = { root in root["metrics"] = ["listen": "127.0.0.1:\(metricsPort)", "requireAdmin": false] }
+    try await withRunningMirror(o) { m in
+        _ = try await m.send(SeedCalls.cloud(port: m.port, host: "m1", token: m.clientToken))
+        let url = { (t: String) in UpstreamURL(host: "127.0.0.1", port: metricsPort, target: t) }
+        let metrics = try await m.send(UpstreamRequest(method: "GET", url: url("/metrics")))
+        #expect(metrics.status == 200)
+        #expect(metrics.text.contains("seedmirror_"))
+        let other = try await m.send(UpstreamRequest(method: "GET", url: url("/dashboard")))
+        #expect(other.status == 404)
+    }
 }

@@ -22,6 +22,8 @@ public final class MirrorApp: Sendable {
     public let packages: PackageService
     public let router: MirrorRouter
     public let server: HTTPSServer
+    /// The separate `/metrics` listener (`metrics.listen`), when configured.
+    public let metricsServer: HTTPSServer?
     let logger: Logger
     private let state = Mutex(RunState())
 
@@ -72,25 +74,39 @@ public final class MirrorApp: Sendable {
             tokens.append(ClientToken(name: c.name, secret: c.token.value, revoked: c.revoked))
         }
         let readinessBox = ReadinessBox()
+        let admin = AdminRoutes(
+            access: config.adminAccess, metricsRequireAdmin: config.audit.metricsRequireAdmin,
+            auditDirectory: config.auditDirectory, metrics: metrics, licenses: LedgerLicenseListing(ledger: ledger))
         router = MirrorRouter(
             MirrorRouterParts(
                 tokens: ClientTokenTable(tokens), account: config.upstream.account, desk: desk, packages: packages,
-                admin: AdminRoutes(
-                    access: config.adminAccess, metricsRequireAdmin: config.audit.metricsRequireAdmin,
-                    auditDirectory: config.auditDirectory, metrics: metrics,
-                    licenses: LedgerLicenseListing(ledger: ledger)),
+                admin: admin,
                 decisions: audit, metrics: routeMetrics, readiness: { readinessBox.check() },
                 logger: logger))
         var serverConfig = config.httpServerConfiguration
         if let listen { serverConfig.listeners = listen }
         server = HTTPSServer(
             configuration: serverConfig, tls: tls, handler: router, logger: logger, accessLog: accessLog)
+        if let metricsListen = config.audit.metricsListen {
+            var metricsConfig = config.httpServerConfiguration
+            metricsConfig.listeners = [metricsListen]
+            metricsConfig.eventLoops = 1
+            metricsServer = HTTPSServer(
+                configuration: metricsConfig, tls: tls, handler: MetricsOnlyHandler(routes: admin), logger: logger,
+                accessLog: accessLog)
+        } else {
+            metricsServer = nil
+        }
         readinessBox.app.withLock { $0 = WeakApp(self) }
     }
 
     /// Binds every listener; returns the bound addresses (port 0 resolved).
     public func start() throws -> [ListenAddress] {
         let addresses = try server.start()
+        if let metricsServer {
+            let bound = try metricsServer.start()
+            logger.notice("metrics listening", [("addresses", bound.map(\.description).joined(separator: " "))])
+        }
         state.withLock {
             $0.addresses = addresses
             $0.listening = true
@@ -118,6 +134,7 @@ public final class MirrorApp: Sendable {
         try checkPrivateKeyPermissions(config.tls.certificates.map(\.privateKeyPath))
         let tls = try TLSServerContext(configuration: config.tlsServerConfiguration)
         server.replaceTLSContext(tls)
+        metricsServer?.replaceTLSContext(tls)
         var e = DecisionEvent(kind: .configReload)
         e.reason = "TLS certificates and keys reloaded"
         audit.record(e)
@@ -128,6 +145,7 @@ public final class MirrorApp: Sendable {
     public func shutdown(grace: Duration) async {
         state.withLock { $0.stopping = true }
         await server.shutdown(grace: grace)
+        await metricsServer?.shutdown(grace: grace)
         state.withLock { $0.listening = false }
         do { try audit.close() } catch { logger.error("closing the audit log failed", [("error", "\(error)")]) }
     }
