@@ -75,7 +75,9 @@ public final class ServeProcessLab: @unchecked Sendable {
         let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: URL(fileURLWithPath: configPath))
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: configPath)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        guard FileManager.default.createFile(atPath: stderrPath, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: stderrPath])
+        }
     }
 
     deinit {

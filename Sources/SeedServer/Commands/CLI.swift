@@ -86,8 +86,3 @@ public enum SeedMirrorCLI {
 
 /// Prints a line on standard output.
 func say(_ s: String) { print(s) }
-
-func notYetAvailable(_ name: String) -> Int32 {
-    FileHandle.standardError.write(Data("seed-mirror \(name): not available in this build\n".utf8))
-    return 2
-}
