@@ -164,8 +164,8 @@ import Testing
                 c.close()
             }
             let stream = try #require(HangingStream.last.withLock { $0 })
-            let pulled = stream.pulled.load(ordering: .relaxed)
-            #expect(pulled)
+            // The head can reach the client before the loop's first pull returns, so the pull is awaited.
+            #expect(await eventually(3) { stream.pulled.load(ordering: .relaxed) })
             #expect(await eventually(3) { stream.cancelled.load(ordering: .relaxed) })
             #expect(await eventually(3) { s.server.stats.openConnections == 0 })
 
