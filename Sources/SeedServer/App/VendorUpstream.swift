@@ -58,8 +58,9 @@ final class VendorUpstream: MirrorUpstream {
         case .none:
             throw IssueError(.notSent, "no license-only upstream is configured")
         case .portal(let base, let apiKey):
+            // The same HMAC the ledger and audit record (PortalHMAC), so both always name the same portal entry.
             request = VendorAPI.portalIssue(
-                base: base, apiKey: apiKey, type: type.portalWord, hash: VendorAPI.hostHash(shortHost: hostKey))
+                base: base, apiKey: apiKey, type: type.portalWord, hash: PortalHMAC.hash(shortHost: hostKey))
         case .mirror(let url, let token):
             var h = HTTPHeaders()
             h.add("Authorization", token)
