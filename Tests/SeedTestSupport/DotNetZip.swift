@@ -70,6 +70,27 @@ public enum DotNetZip {
         return runTool(mono, [tool, "extract", zip, directory])
     }
 
+    /// Extracts ZIP `bytes` as the seed does and returns every extracted file (relative path → bytes).
+    public static func extractedFiles(_ bytes: [UInt8]) throws -> [String: [UInt8]] {
+        let dir = NSTemporaryDirectory() + "seedmirror-dotnet-x-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let zip = dir + "/package.zip"
+        guard FileManager.default.createFile(atPath: zip, contents: Data(bytes)) else {
+            throw DotNetZipFailure(output: "could not write \(zip)")
+        }
+        let r = extract(zip, into: dir + "/x")
+        guard r.status == 0 else { throw DotNetZipFailure(output: r.output) }
+        var files: [String: [UInt8]] = [:]
+        let walker = FileManager.default.enumerator(atPath: dir + "/x")
+        while let rel = walker?.nextObject() as? String {
+            var isDir: ObjCBool = false
+            FileManager.default.fileExists(atPath: dir + "/x/" + rel, isDirectory: &isDir)
+            if !isDir.boolValue, let d = FileManager.default.contents(atPath: dir + "/x/" + rel) { files[rel] = Array(d) }
+        }
+        return files
+    }
+
     /// Opens `zip` with `ZipFile.OpenRead` and reads every entry: (name, length, SHA-256 hex) per entry.
     public static func list(_ zip: String) -> Result<[(name: String, length: Int, sha256: String)], DotNetZipFailure> {
         guard let tool, let mono = which("mono") else { return .failure(DotNetZipFailure(output: unavailableReason)) }
