@@ -242,6 +242,7 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         // 1 → 2: storage only, same columns. `hosts` keyed by its text key without a rowid (the rowid table
         // kept every key twice: in the row and in its primary-key index), and the intents index covers only
         // unsettled intents (the few the startup and admin queries look for) instead of every issued one.
+        // A served pool license's bytes live on in its `licenses` row: the used pool row drops its copy.
         """
         CREATE TABLE hosts_v2(key TEXT PRIMARY KEY, aliases TEXT NOT NULL DEFAULT '', first_address TEXT,
           last_address TEXT, first_seen REAL NOT NULL, last_seen REAL NOT NULL) WITHOUT ROWID;
@@ -251,6 +252,7 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         ALTER TABLE hosts_v2 RENAME TO hosts;
         DROP INDEX intents_by_state;
         CREATE INDEX intents_unsettled ON intents(state) WHERE \(Ledger.unsettled);
+        UPDATE pool SET bytes = X'' WHERE used_at IS NOT NULL;
         """,
     ]
 
@@ -317,6 +319,11 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
                 "SELECT type || ' ' || name || IIF(sql LIKE '%WITHOUT ROWID%', ' without-rowid', '') FROM sqlite_master ORDER BY 1"
             ).rows { $0.text(0) ?? "" }
         }
+    }
+
+    /// Test seam: runs SQL as is (to leave a file as an older SeedMirror would have written it).
+    public func executeForTests(_ sql: String) throws(LedgerError) {
+        try locked { () throws(LedgerError) in try db.execute(sql) }
     }
 
     /// Test seam: pretend a newer SeedMirror wrote this file.
@@ -648,9 +655,11 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         }
     }
 
+    /// Marks a pool license served. Its bytes were stored as a `licenses` row first (the desk's order), so
+    /// the pool row drops its copy: a used pool license is never served again (a re-import replaces it).
     public func markPoolLicenseUsed(hostKey: String, type: LicenseType, at: Date) throws(LedgerError) {
         try locked { () throws(LedgerError) in
-            try db.prepare("UPDATE pool SET used_at = ? WHERE host_key = ? AND type = ?")
+            try db.prepare("UPDATE pool SET used_at = ?, bytes = X'' WHERE host_key = ? AND type = ?")
                 .run([.real(at.timeIntervalSince1970), .text(hostKey), .text(type.rawValue)])
         }
     }

@@ -124,6 +124,14 @@ import Testing
         _ = try old.markPendingIntentsUnknown(at: t0)
         #expect(try old.intent(unknown)?.state == .unknown)
         let pending = try old.beginIntent(LicenseKey(account: "acct", hostKey: "ws-03", type: .workstation), at: t0)
+        // The offline pool as schema 1 kept it: a served entry still held its bytes.
+        for host in ["ws-07", "ws-08"] {
+            try old.importPoolLicense(
+                PoolLicense(
+                    hostKey: host, type: .workstation, bytes: [UInt8](repeating: 7, count: 1000), importedAt: t0,
+                    expiresAt: t0 + 86400, sourceName: "batch.zip"))
+        }
+        try old.executeForTests("UPDATE pool SET used_at = 1700000100 WHERE host_key = 'ws-07'")
         try old.close()
         return (stored, pending)
     }
@@ -157,6 +165,12 @@ import Testing
             #expect(try l.markPendingIntentsUnknown(at: Self.t0).map(\.id) == [pending])
             #expect(try l.intents(in: [.unknown, .pending]).count == 2)
             #expect(try l.resolveIntent(pending, detail: "checked", at: Self.t0)?.state == .resolved)
+            // The served pool entry lost its copy of the bytes; the waiting one kept them.
+            let pool = try l.poolLicenses()
+            #expect(pool.map(\.hostKey) == ["ws-07", "ws-08"])
+            #expect(pool[0].bytes.isEmpty)
+            #expect(pool[1].bytes == [UInt8](repeating: 7, count: 1000))
+            #expect(try l.poolLicense(hostKey: "ws-07", type: .workstation) == nil)
             // Writes go on after the migration.
             try l.noteHostSeen(key: "ws-01", alias: "ws-01-b", address: "10.1.1.2", at: Self.t0 + 60)
             let h = try #require(try l.hosts().first)
@@ -175,6 +189,33 @@ import Testing
             #expect(try r.hosts().count == 2)
             #expect(try r.licenses(hostKey: nil).count == 1)
             #expect(try r.intents(in: [.unknown, .pending]).count == 2)
+        }
+    }
+
+    @Test func servedPoolLicenseKeepsItsBytesOnlyInItsLicenseRow() throws {
+        try withTemporaryDirectorySync { dir in
+            let l = try Ledger.open(path: dir + "/ledger.sqlite", idleCheckpointSeconds: nil)
+            let bytes = [UInt8](repeating: 9, count: 1200)
+            try l.importPoolLicense(
+                PoolLicense(
+                    hostKey: "ws-09", type: .server, bytes: bytes, importedAt: Self.t0, expiresAt: Self.t0 + 86400,
+                    sourceName: "b.zip"))
+            #expect(try l.poolLicense(hostKey: "ws-09", type: .server)?.bytes == bytes)
+            var r = LedgerWALTests.record(9, bytes: 0).with(
+                key: LicenseKey(account: "acct", hostKey: "ws-09", type: .server))
+            r.bytes = bytes
+            r.source = .pool
+            _ = try l.storeLicense(r)
+            try l.markPoolLicenseUsed(hostKey: "ws-09", type: .server, at: Self.t0)
+            #expect(try l.poolLicense(hostKey: "ws-09", type: .server) == nil)
+            #expect(try l.poolLicenses().first?.bytes == [])
+            #expect(try l.licenses(hostKey: "ws-09").first?.bytes == bytes)
+            // A re-import makes it servable again, with its bytes.
+            try l.importPoolLicense(
+                PoolLicense(
+                    hostKey: "ws-09", type: .server, bytes: bytes, importedAt: Self.t0, expiresAt: Self.t0 + 86400,
+                    sourceName: "c.zip"))
+            #expect(try l.poolLicense(hostKey: "ws-09", type: .server)?.bytes == bytes)
         }
     }
 
