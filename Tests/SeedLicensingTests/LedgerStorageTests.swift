@@ -149,6 +149,9 @@ import Testing
             #expect(objects.contains("index intents_unsettled"))
             #expect(!objects.contains("index intents_by_state"))
             #expect(try l.integrityCheck() == "ok")
+            // The migration's VACUUM left no free pages behind and its WAL empty.
+            #expect(try l.freePageCount() == 0)
+            #expect(l.walBytes() == 0)
             let hosts = try l.hosts()
             #expect(hosts.map(\.key) == ["ws-01", "ws-02"])
             #expect(hosts[0].aliases == ["WS-01.corp"])
