@@ -43,6 +43,9 @@ public actor LicenseDesk: ImmediateLicenseDeciding {
         /// When a never-licensed host was first asked for (first-seen hold). Client-controlled: bounded.
         var firstSeen: BoundedTable<String, Date>
         var hostBuckets: BoundedTable<String, TokenBucket>
+        /// Host keys an operator is revoking right now: the immediate path leaves them to the actor, so no
+        /// `reused` record lands after the `revoke` record.
+        var revoking: Set<String> = []
 
         mutating func remember(_ record: LicenseRecord) {
             live[record.key] = record
@@ -57,6 +60,8 @@ public actor LicenseDesk: ImmediateLicenseDeciding {
     enum Admission {
         case decided(LicenseOutcome, DecisionEvent)
         case proceed(Admitted)
+        /// Only without `keepIfProceeding`: the host is being revoked; nothing was changed.
+        case declined
     }
 
     struct Admitted {
@@ -145,10 +150,14 @@ public actor LicenseDesk: ImmediateLicenseDeciding {
 
     public nonisolated func decideWithoutWaiting(_ request: LicenseRequest) -> LicenseOutcome? {
         let now = clock.now()
-        let admission = hosts.withLock { admit(request, now: now, state: &$0, keepIfProceeding: false) }
-        guard case .decided(let outcome, let ev) = admission else { return nil }
-        sink.record(ev)
-        return outcome
+        // Recorded under the lock: an operator's revoke (which takes it to mark the host) cannot slip its
+        // record between this decision and its record. The sink only queues; it never calls the desk.
+        return hosts.withLock { state -> LicenseOutcome? in
+            guard case .decided(let outcome, let ev) = admit(request, now: now, state: &state, keepIfProceeding: false)
+            else { return nil }
+            sink.record(ev)
+            return outcome
+        }
     }
 
     /// The first step of every decision, atomic under `hosts`: host name, NetBIOS cut, the per-host request
@@ -183,6 +192,7 @@ public actor LicenseDesk: ImmediateLicenseDeciding {
             hostKey = full
         }
         ev.hostKey = hostKey
+        if !keepIfProceeding && !state.revoking.isEmpty && state.revoking.contains(hostKey) { return .declined }
         let key = LicenseKey(account: request.account, hostKey: hostKey, type: request.type)
         let client = IPAddress(request.clientAddress)
 
@@ -260,6 +270,7 @@ public actor LicenseDesk: ImmediateLicenseDeciding {
             sink.record(ev)
             return outcome
         case .proceed(let a): admitted = a
+        case .declined: preconditionFailure("admit declines only for the immediate path")
         }
         var ev = admitted.event
         let key = admitted.key
@@ -395,10 +406,12 @@ public actor LicenseDesk: ImmediateLicenseDeciding {
                     clientAddress: request.clientAddress)
                 let stored = try ledger.storeLicense(record)
                 try ledger.markPoolLicenseUsed(hostKey: hostKey, type: key.type, at: now)
-                remember(stored)
                 ev.kind = .poolServed
                 ev.licenseReference = stored.reference
                 sink.record(ev)
+                // After the event: a request answered on the loop (`decideWithoutWaiting`) may reuse this
+                // license from now on, and its `reused` record must follow this one in the trail.
+                remember(stored)
                 return .granted(license: stored.bytes, hostKey: hostKey, kind: .pool)
             }
         } catch {
@@ -580,7 +593,6 @@ public actor LicenseDesk: ImmediateLicenseDeciding {
             logger.error("ledger write failed after issuing", [("error", "\(error)"), ("intent.id", "\(intentID)")])
             ev.reason = (ev.reason.map { $0 + "; " } ?? "") + "ledger write failed after issuing: \(error)"
         }
-        remember(record)
         if issued.source == .upstream {
             counters.perAccount[account, default: 0] += 1
             counters.perToken[request.clientTokenName, default: 0] += 1
@@ -590,6 +602,8 @@ public actor LicenseDesk: ImmediateLicenseDeciding {
         ev.kind = kind == .renewed ? .renewed : .issued
         ev.licenseReference = record.reference
         sink.record(ev)
+        // After the event, as for pooled licenses above.
+        remember(record)
         return .granted(license: record.bytes, hostKey: hostKey, kind: kind)
     }
 
@@ -625,9 +639,11 @@ public actor LicenseDesk: ImmediateLicenseDeciding {
     /// Forgets the host's stored licenses (every account and type) so the next request issues anew.
     /// Emits a `revoke` event. Returns how many licenses were revoked.
     public func revoke(host: String, operatorName: String? = nil) throws -> Int {
+        let key = try? HostName.normalize(host).get()
+        if let key { hosts.withLock { _ = $0.revoking.insert(key) } }
+        defer { if let key { hosts.withLock { _ = $0.revoking.remove(key) } } }
         let n = try LicenseOperations.revoke(
             host: host, ledger: ledger, sink: sink, now: clock.now(), operatorName: operatorName)
-        let key = try? HostName.normalize(host).get()
         hosts.withLock { s in
             for k in s.live.keys where k.hostKey == key { s.live[k] = nil }
         }

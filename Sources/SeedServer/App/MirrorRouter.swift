@@ -326,7 +326,7 @@ func licenseOnlyResponse(_ call: SeedCall, outcomes: [LicenseOutcome]) -> Respon
     h.add("Content-Disposition", "attachment; filename=\"licenses.zip\"")
     let zip: [UInt8]
     do {
-        zip = try licenseZip(members)
+        zip = try members.count == 1 ? LicenseZipCache.shared.zip(members[0]) : licenseZip(members)
     } catch {
         let reason = "could not assemble the license ZIP: \(error)"
         return refusalResponse(status: 500, reason: reason, retryAfterSeconds: nil)
