@@ -143,8 +143,9 @@ public struct MirrorRouter: HTTPHandler {
     func admit(_ request: HTTPRequest, route: SeedRoute, context: RequestContext)
         -> Result<(SeedCall, String), RouteError>
     {
-        let queryToken: String?
-        do { queryToken = try tokenParameter(request.query) } catch { return .failure(error) }
+        let query: [(name: String, value: String)]
+        do { query = try decodeQuery(request.query) } catch { return .failure(error) }
+        let queryToken = query.last(where: { $0.name == "token" })?.value
         switch parts.tokens.check(headers: request.headers, queryToken: queryToken) {
         case .missing:
             // The cloud answers a missing token with 400 (PROTOCOL.md §1); ASGARD routes use 401.
@@ -163,7 +164,7 @@ public struct MirrorRouter: HTTPHandler {
             return .failure(RouteError(403, "client token revoked"))
         case .accepted(let name):
             do {
-                return .success((try parseSeedCall(request, route: route, limits: parts.limits), name))
+                return .success((try parseSeedCall(request, route: route, limits: parts.limits, query: query), name))
             } catch {
                 return .failure(error)
             }
@@ -193,16 +194,6 @@ extension MirrorEndpoint {
         case .healthz: "healthz"
         case .readyz: "readyz"
         }
-    }
-}
-
-/// The decoded `token=` query parameter (the last one wins), nil when absent.
-func tokenParameter(_ query: String?) throws(RouteError) -> String? {
-    guard let q = query, !q.isEmpty else { return nil }
-    do {
-        return try decodeFormURLEncoded(q[...]).last(where: { $0.name == "token" })?.value
-    } catch {
-        throw RouteError(400, "malformed query string: \(error.reason)")
     }
 }
 

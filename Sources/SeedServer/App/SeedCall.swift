@@ -115,7 +115,14 @@ func normalizedArch(_ s: String) -> String? {
 public func parseSeedCall(_ request: HTTPRequest, route: SeedRoute, limits: SeedCallLimits = SeedCallLimits())
     throws(RouteError) -> SeedCall
 {
-    let query = try decodeQuery(request.query)
+    try parseSeedCall(request, route: route, limits: limits, query: try decodeQuery(request.query))
+}
+
+/// `parseSeedCall` with the query already decoded (by `decodeQuery`): the router decodes it once for the
+/// token and the parameters.
+func parseSeedCall(
+    _ request: HTTPRequest, route: SeedRoute, limits: SeedCallLimits, query: [(name: String, value: String)]
+) throws(RouteError) -> SeedCall {
     let queryToken = query.last(where: { $0.name == "token" })?.value
     switch route {
     case .cloud:
@@ -268,7 +275,7 @@ private func commentValue(_ value: String?, _ limits: SeedCallLimits) throws(Rou
     return v
 }
 
-private func decodeQuery(_ query: String?) throws(RouteError) -> [(name: String, value: String)] {
+func decodeQuery(_ query: String?) throws(RouteError) -> [(name: String, value: String)] {
     guard let q = query, !q.isEmpty else { return [] }
     do {
         return try decodeFormURLEncoded(q[...])
