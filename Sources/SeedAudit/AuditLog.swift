@@ -64,6 +64,10 @@ public final class AuditLog: DecisionSink, @unchecked Sendable {
     private let recordsCounter: Counter
     private let errorsCounter: Counter
     private let queueGauge: Gauge
+    private let decisionCounters: CounterHandles<DecisionEvent.Kind>
+    /// `licensesIssued` and `licensesReused`, resolved on first use.
+    private let grantCounters: CounterHandles<Bool>
+    private let reusedCounters: CounterHandles<Bool>
 
     // Guarded by `cond`.
     private let cond = NSCondition()
@@ -111,6 +115,9 @@ public final class AuditLog: DecisionSink, @unchecked Sendable {
         recordsCounter = metrics.counter(MetricNames.auditRecords)
         errorsCounter = metrics.counter(MetricNames.auditWriteErrors)
         queueGauge = metrics.gauge(MetricNames.auditQueueDepth)
+        decisionCounters = CounterHandles(metrics, MetricNames.decisions) { [("kind", $0.rawValue)] }
+        grantCounters = CounterHandles(metrics, MetricNames.licensesIssued) { _ in [] }
+        reusedCounters = CounterHandles(metrics, MetricNames.licensesReused) { _ in [] }
         let dir = options.directory
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -214,10 +221,10 @@ public final class AuditLog: DecisionSink, @unchecked Sendable {
     /// Queues one decision. Never waits for the disk; safe from any thread, including event loops.
     public func record(_ event: DecisionEvent) {
         let time = clock()
-        metrics.counter(MetricNames.decisions, labels: [("kind", event.kind.rawValue)]).increment()
+        decisionCounters.counter(event.kind).increment()
         switch event.kind {
-        case .issued, .renewed: metrics.counter(MetricNames.licensesIssued).increment()
-        case .reused: metrics.counter(MetricNames.licensesReused).increment()
+        case .issued, .renewed: grantCounters.counter(true).increment()
+        case .reused: reusedCounters.counter(false).increment()
         default: break
         }
         if let used = event.quotaUsed, let total = event.quotaTotal {
@@ -322,6 +329,7 @@ public final class AuditLog: DecisionSink, @unchecked Sendable {
         let startFile = file
         var created: [AuditFileName] = []
         var buffer: [UInt8] = []
+        var bytes: [UInt8] = []
         var lines: [(String, String, AuditTime)] = []
         do throws(AuditError) {
             for p in batch {
@@ -333,16 +341,18 @@ public final class AuditLog: DecisionSink, @unchecked Sendable {
                     r.seq = p.seq
                     r.prev = lastHash
                 }
-                let line = r.line
-                let bytes = Array(line.utf8) + [0x0A]
+                bytes.removeAll(keepingCapacity: true)
+                r.appendLine(to: &bytes)
+                let hash = sha256Hex(bytes)
+                bytes.append(0x0A)
                 if needsRotation(buffered: buffer.count, adding: bytes.count, day: p.time.dayNumber) {
                     try writeBuffered(&buffer)
                     try rotate(day: p.time.dayNumber, time: p.time, created: &created)
                 }
                 buffer += bytes
-                lastHash = sha256Hex(bytes.dropLast())
+                lastHash = hash
                 lastSeq = p.seq
-                lines.append((line, r.event, r.time))
+                if forwarder != nil { lines.append((String(decoding: bytes.dropLast(), as: UTF8.self), r.event, r.time)) }
             }
             try writeBuffered(&buffer)
             if let f = file {

@@ -68,35 +68,52 @@ public struct AuditRecord: Sendable, Equatable {
 
     /// The canonical line, without the trailing newline.
     public var line: String {
-        var s = "{\"seq\":\(seq),\"time\":\"\(time.rfc3339)\",\"event\":\"\(jsonEscaped(event))\""
-        func str(_ k: String, _ v: String?) {
-            s += ",\"\(k)\":"
-            if let v { s += "\"" + jsonEscaped(v) + "\"" } else { s += "null" }
+        var out: [UInt8] = []
+        appendLine(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the canonical line (without the trailing newline) to `out`: the bytes the chain hashes.
+    public func appendLine(to out: inout [UInt8]) {
+        func str(_ k: StaticString, _ v: String?) {
+            JSONBytes.appendRaw(k, to: &out)
+            if let v { JSONBytes.appendQuoted(v, to: &out) } else { JSONBytes.appendRaw("null", to: &out) }
         }
-        func int(_ k: String, _ v: Int64?) {
-            s += ",\"\(k)\":"
-            s += v.map { String($0) } ?? "null"
+        func int(_ k: StaticString, _ v: Int64?) {
+            JSONBytes.appendRaw(k, to: &out)
+            if let v { JSONBytes.appendInteger(v, to: &out) } else { JSONBytes.appendRaw("null", to: &out) }
         }
-        str("route", route)
-        str("account", account)
-        str("clientAddress", clientAddress)
-        str("clientToken", clientToken)
-        str("hostAsked", hostAsked)
-        str("host", host)
-        str("type", type)
-        str("os", os)
-        str("arch", arch)
-        str("comment", comment)
-        str("licenseRef", licenseRef)
-        str("portalHmac", portalHmac)
-        int("quotaUsed", quotaUsed)
-        int("quotaTotal", quotaTotal)
-        int("upstreamStatus", upstreamStatus)
-        str("rule", rule)
-        s += ",\"reportOnly\":\(reportOnly),\"alias\":\(alias)"
-        str("reason", reason)
-        s += ",\"prev\":\"\(prev)\"}"
-        return s
+        JSONBytes.appendRaw("{\"seq\":", to: &out)
+        JSONBytes.appendInteger(seq, to: &out)
+        JSONBytes.appendRaw(",\"time\":\"", to: &out)
+        time.appendRFC3339(to: &out)
+        JSONBytes.appendRaw("\",\"event\":", to: &out)
+        JSONBytes.appendQuoted(event, to: &out)
+        str(",\"route\":", route)
+        str(",\"account\":", account)
+        str(",\"clientAddress\":", clientAddress)
+        str(",\"clientToken\":", clientToken)
+        str(",\"hostAsked\":", hostAsked)
+        str(",\"host\":", host)
+        str(",\"type\":", type)
+        str(",\"os\":", os)
+        str(",\"arch\":", arch)
+        str(",\"comment\":", comment)
+        str(",\"licenseRef\":", licenseRef)
+        str(",\"portalHmac\":", portalHmac)
+        int(",\"quotaUsed\":", quotaUsed)
+        int(",\"quotaTotal\":", quotaTotal)
+        int(",\"upstreamStatus\":", upstreamStatus)
+        str(",\"rule\":", rule)
+        JSONBytes.appendRaw(",\"reportOnly\":", to: &out)
+        if reportOnly { JSONBytes.appendRaw("true", to: &out) } else { JSONBytes.appendRaw("false", to: &out) }
+        JSONBytes.appendRaw(",\"alias\":", to: &out)
+        if alias { JSONBytes.appendRaw("true", to: &out) } else { JSONBytes.appendRaw("false", to: &out) }
+        str(",\"reason\":", reason)
+        // `prev` is written as it is (64 hex digits), not escaped, as the line always was.
+        JSONBytes.appendRaw(",\"prev\":\"", to: &out)
+        out.append(contentsOf: prev.utf8)
+        JSONBytes.appendRaw("\"}", to: &out)
     }
 
     /// The keys of a record line, in canonical order.

@@ -32,6 +32,31 @@ public struct AuditTime: Sendable, Hashable, Comparable, CustomStringConvertible
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(ms, 3))Z"
     }
 
+    /// `rfc3339`'s bytes appended to `out`.
+    public func appendRFC3339(to out: inout [UInt8]) {
+        let day = dayNumber
+        let msOfDay = millisecondsSinceEpoch - day * 86_400_000
+        let (y, m, d) = civilFromDays(day)
+        guard y >= 0 && y <= 9999 else {
+            out.append(contentsOf: rfc3339.utf8)
+            return
+        }
+        JSONBytes.appendPadded(Int(y), width: 4, to: &out)
+        out.append(UInt8(ascii: "-"))
+        JSONBytes.appendPadded(Int(m), width: 2, to: &out)
+        out.append(UInt8(ascii: "-"))
+        JSONBytes.appendPadded(Int(d), width: 2, to: &out)
+        out.append(UInt8(ascii: "T"))
+        JSONBytes.appendPadded(Int(msOfDay / 3_600_000), width: 2, to: &out)
+        out.append(UInt8(ascii: ":"))
+        JSONBytes.appendPadded(Int((msOfDay / 60_000) % 60), width: 2, to: &out)
+        out.append(UInt8(ascii: ":"))
+        JSONBytes.appendPadded(Int((msOfDay / 1000) % 60), width: 2, to: &out)
+        out.append(UInt8(ascii: "."))
+        JSONBytes.appendPadded(Int(msOfDay % 1000), width: 3, to: &out)
+        out.append(UInt8(ascii: "Z"))
+    }
+
     /// `YYYY-MM-DD` of the UTC day.
     public var dateString: String { AuditTime.dateString(day: dayNumber) }
 

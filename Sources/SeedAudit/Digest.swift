@@ -1,14 +1,19 @@
 internal import CSeedOpenSSL
 import SeedCore
 
+/// SHA-256, fetched from OpenSSL's default provider once: `EVP_sha256()` in `EVP_Digest` makes OpenSSL 3
+/// look the algorithm up again on every call, which costs more than hashing one audit line.
+nonisolated(unsafe) private let sha256Algorithm: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
+
 /// SHA-256 of bytes as 64 lower-case hex digits (the audit chain's link).
 public func sha256Hex(_ bytes: some Collection<UInt8>) -> String {
     var out = [UInt8](repeating: 0, count: 32)
     var len: UInt32 = 0
+    let md = sha256Algorithm ?? EVP_sha256()
     let ok = bytes.withContiguousStorageIfAvailable { buf in
-        EVP_Digest(buf.baseAddress, buf.count, &out, &len, EVP_sha256(), nil)
+        EVP_Digest(buf.baseAddress, buf.count, &out, &len, md, nil)
     } ?? Array(bytes).withUnsafeBufferPointer { buf in
-        EVP_Digest(buf.baseAddress, buf.count, &out, &len, EVP_sha256(), nil)
+        EVP_Digest(buf.baseAddress, buf.count, &out, &len, md, nil)
     }
     precondition(ok == 1 && len == 32, "EVP_Digest(SHA-256) failed")
     return hexString(out)

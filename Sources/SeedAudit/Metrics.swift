@@ -192,6 +192,30 @@ public final class MetricsRegistry: Sendable {
     }
 }
 
+/// Counter handles of one family by a key the caller picks (a label value, a route and status), resolved
+/// through the registry on first use and kept: a hot path pays a short lock and a hash lookup instead of
+/// the registry's validation, label sorting and rendering. The series appear in the exposition only once
+/// used, as with a direct lookup.
+public final class CounterHandles<Key: Hashable & Sendable>: Sendable {
+    private let registry: MetricsRegistry
+    private let name: String
+    private let labels: @Sendable (Key) -> [(String, String)]
+    private let handles = Mutex<[Key: Counter]>([:])
+
+    public init(_ registry: MetricsRegistry, _ name: String, labels: @escaping @Sendable (Key) -> [(String, String)]) {
+        self.registry = registry
+        self.name = name
+        self.labels = labels
+    }
+
+    public func counter(_ key: Key) -> Counter {
+        if let c = handles.withLock({ $0[key] }) { return c }
+        let c = registry.counter(name, labels: labels(key))
+        handles.withLock { $0[key] = c }
+        return c
+    }
+}
+
 /// A metric the mirror exports, with its type and help text.
 public struct MetricDescription: Sendable {
     public var name: String

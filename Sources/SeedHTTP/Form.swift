@@ -84,25 +84,47 @@ private func decodePercent(_ s: Substring, plusAsSpace: Bool) -> Result<String, 
 /// Works on UTF-8 bytes, as the form decoder does: a combining or prepended character next to `&` must
 /// not hide a pair from redaction that the decoder would see.
 public func redactTokens(inTarget target: String) -> String {
-    let bytes = Array(target.utf8)
-    guard let q = bytes.firstIndex(of: UInt8(ascii: "?")) else { return target }
-    var out = Array(bytes[...q])
-    var changed = false
-    var first = true
-    for pair in bytes[(q + 1)...].split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: false) {
-        if !first { out.append(UInt8(ascii: "&")) }
-        first = false
-        if let eq = pair.firstIndex(of: UInt8(ascii: "=")) {
-            let rawName = String(decoding: pair[..<eq], as: UTF8.self)
-            let name = percentDecode(rawName[...], plusAsSpace: true) ?? rawName
-            if name.lowercased() == "token" {
-                out.append(contentsOf: pair[...eq])
-                out.append(contentsOf: "REDACTED".utf8)
-                changed = true
-                continue
+    var target = target
+    return target.withUTF8 { u -> String? in
+        guard let q = u.firstIndex(of: UInt8(ascii: "?")) else { return nil }
+        var out: [UInt8]?
+        var i = q + 1
+        var copied = 0  // bytes of `u` already in `out`
+        while i <= u.count {
+            var end = i
+            while end < u.count && u[end] != UInt8(ascii: "&") { end += 1 }
+            var eq = i
+            while eq < end && u[eq] != UInt8(ascii: "=") { eq += 1 }
+            if eq < end, isTokenName(UnsafeBufferPointer(rebasing: u[i..<eq])) {
+                if out == nil {
+                    out = []
+                    out!.reserveCapacity(u.count + 8)
+                }
+                out!.append(contentsOf: UnsafeBufferPointer(rebasing: u[copied...eq]))
+                out!.append(contentsOf: "REDACTED".utf8)
+                copied = end
             }
+            i = end + 1
         }
-        out.append(contentsOf: pair)
+        guard var o = out else { return nil }
+        o.append(contentsOf: UnsafeBufferPointer(rebasing: u[copied..<u.count]))
+        return String(decoding: o, as: UTF8.self)
+    } ?? target
+}
+
+/// Whether a raw (encoded) form name decodes to `token` in any case; plain ASCII names without escapes are
+/// compared in place.
+private func isTokenName(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard raw.count >= 5 else { return false }
+    let plain = raw.allSatisfy { $0 < 0x80 && $0 != UInt8(ascii: "%") && $0 != UInt8(ascii: "+") }
+    if plain {
+        guard raw.count == 5 else { return false }
+        func lower(_ c: UInt8) -> UInt8 { (65...90).contains(c) ? c | 0x20 : c }
+        return lower(raw[0]) == UInt8(ascii: "t") && lower(raw[1]) == UInt8(ascii: "o")
+            && lower(raw[2]) == UInt8(ascii: "k") && lower(raw[3]) == UInt8(ascii: "e")
+            && lower(raw[4]) == UInt8(ascii: "n")
     }
-    return changed ? String(decoding: out, as: UTF8.self) : target
+    let rawName = String(decoding: raw, as: UTF8.self)
+    let name = percentDecode(rawName[...], plusAsSpace: true) ?? rawName
+    return name.lowercased() == "token"
 }

@@ -1,6 +1,17 @@
 import Dispatch
 import Foundation
 public import SeedCore
+import Synchronization
+
+/// A desk that can answer some requests at once, without suspending: the common case of a host whose
+/// license is still valid (a dedup hit), or a refusal decided before anything is issued. Callers on an
+/// event loop ask `decideWithoutWaiting` first and fall back to `decide` when it answers nil.
+public protocol ImmediateLicenseDeciding: LicenseDeciding {
+    /// The outcome when it needs neither the ledger nor upstream nor another request's issuance; nil (and
+    /// nothing changed) otherwise. Runs the same rules as `decide`, records the same audit event, never blocks
+    /// on I/O.
+    func decideWithoutWaiting(_ request: LicenseRequest) -> LicenseOutcome?
+}
 
 /// Decides, durably and explainably, what each license request costs (PROTOCOL.md §3a, §4, §5).
 ///
@@ -8,7 +19,12 @@ public import SeedCore
 /// issuing goes intent → issuer → outcome through the ledger, one flight per key. The actor runs on its
 /// own serial dispatch queue, so the ledger's blocking SQLite calls (synchronous=FULL fsyncs) stall
 /// neither an event loop nor Swift's cooperative thread pool.
-public actor LicenseDesk: LicenseDeciding {
+///
+/// What the first step of every decision reads (live licenses, licensed hosts and their NetBIOS cuts,
+/// first sightings, per-host request buckets) sits behind a lock, `hosts`, so that step (`admit`) can
+/// also run synchronously on an event loop (`decideWithoutWaiting`). Everything issuing touches (blocked
+/// keys, flights, quotas, issuance limits) stays actor-isolated.
+public actor LicenseDesk: ImmediateLicenseDeciding {
     private nonisolated let executor = QueueExecutor(label: "seedmirror.license-desk")
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
@@ -17,24 +33,55 @@ public actor LicenseDesk: LicenseDeciding {
         let continuation: CheckedContinuation<LicenseOutcome, Never>?
     }
 
-    public let configuration: DeskConfiguration
-    private let ledger: any LicenseLedger
-    private let clock: any DeskClock
-    private let sink: any DecisionSink
-    private let logger: Logger
+    /// The state `admit` reads and writes.
+    struct HostState {
+        /// Latest unrevoked license per key (possibly expired: that makes the next issue a renewal).
+        var live: [LicenseKey: LicenseRecord] = [:]
+        /// Host keys that ever held a license: anything else is a *new* host for the issuance limits.
+        var licensedHosts: Set<String> = []
+        var aliases = NetBIOSAliasIndex()
+        /// When a never-licensed host was first asked for (first-seen hold). Client-controlled: bounded.
+        var firstSeen: BoundedTable<String, Date>
+        var hostBuckets: BoundedTable<String, TokenBucket>
+        /// Host keys an operator is revoking right now: the immediate path leaves them to the actor, so no
+        /// `reused` record lands after the `revoke` record.
+        var revoking: Set<String> = []
+
+        mutating func remember(_ record: LicenseRecord) {
+            live[record.key] = record
+            if licensedHosts.insert(record.key.hostKey).inserted {
+                aliases.add(record.key.hostKey)
+                firstSeen[record.key.hostKey] = nil
+            }
+        }
+    }
+
+    /// What `admit` concluded: an answer, or the facts the rest of `decide` continues from.
+    enum Admission {
+        case decided(LicenseOutcome, DecisionEvent)
+        case proceed(Admitted)
+        /// Only without `keepIfProceeding`: the host is being revoked; nothing was changed.
+        case declined
+    }
+
+    struct Admitted {
+        var event: DecisionEvent
+        var key: LicenseKey
+        var client: IPAddress?
+        var existing: LicenseRecord?
+    }
+
+    public nonisolated let configuration: DeskConfiguration
+    private nonisolated let ledger: any LicenseLedger
+    private nonisolated let clock: any DeskClock
+    private nonisolated let sink: any DecisionSink
+    private nonisolated let logger: Logger
     private let hooks: DeskHooks
 
-    /// Latest unrevoked license per key (possibly expired: that makes the next issue a renewal).
-    private var live: [LicenseKey: LicenseRecord] = [:]
-    /// Host keys that ever held a license: anything else is a *new* host for the issuance limits.
-    private var licensedHosts: Set<String> = []
-    private var aliases = NetBIOSAliasIndex()
-    /// When a never-licensed host was first asked for (first-seen hold). Client-controlled: bounded.
-    private var firstSeen: BoundedTable<String, Date>
-    private var hostBuckets: BoundedTable<String, TokenBucket>
+    private nonisolated let hosts: Mutex<HostState>
+    private var tokenBuckets: BoundedTable<String, TokenBucket>
     private var addressBuckets: BoundedTable<String, TokenBucket>
     private var networkBuckets: BoundedTable<String, TokenBucket>
-    private var tokenBuckets: BoundedTable<String, TokenBucket>
     private var breakerHour: TokenBucket?
     private var breakerDay: TokenBucket?
     private var breakerTripped = false
@@ -60,8 +107,7 @@ public actor LicenseDesk: LicenseDeciding {
         self.logger = logger
         self.hooks = hooks
         let bound = configuration.maxTrackedKeys
-        firstSeen = BoundedTable(capacity: bound)
-        hostBuckets = BoundedTable(capacity: bound)
+        var state = HostState(firstSeen: BoundedTable(capacity: bound), hostBuckets: BoundedTable(capacity: bound))
         addressBuckets = BoundedTable(capacity: bound)
         networkBuckets = BoundedTable(capacity: bound)
         tokenBuckets = BoundedTable(capacity: bound)
@@ -91,18 +137,37 @@ public actor LicenseDesk: LicenseDeciding {
             blocked[i.key] = (i.id, i.startedAt)
         }
         for k in try ledger.licensedHostKeys() {
-            licensedHosts.insert(k)
-            aliases.add(k)
+            state.licensedHosts.insert(k)
+            state.aliases.add(k)
         }
-        for l in try ledger.activeLicenses(now: now) { live[l.key] = l }
-        for h in try ledger.hosts() where !licensedHosts.contains(h.key) { firstSeen[h.key] = h.firstSeen }
+        for l in try ledger.activeLicenses(now: now) { state.live[l.key] = l }
+        for h in try ledger.hosts() where !state.licensedHosts.contains(h.key) { state.firstSeen[h.key] = h.firstSeen }
         counters = try ledger.quotaCounters()
+        hosts = Mutex(state)
     }
 
     // MARK: - Deciding
 
-    public func decide(_ request: LicenseRequest, issuer: any LicenseIssuer) async -> LicenseOutcome {
+    public nonisolated func decideWithoutWaiting(_ request: LicenseRequest) -> LicenseOutcome? {
         let now = clock.now()
+        // Recorded under the lock: an operator's revoke (which takes it to mark the host) cannot slip its
+        // record between this decision and its record. The sink only queues; it never calls the desk.
+        return hosts.withLock { state -> LicenseOutcome? in
+            guard case .decided(let outcome, let ev) = admit(request, now: now, state: &state, keepIfProceeding: false)
+            else { return nil }
+            sink.record(ev)
+            return outcome
+        }
+    }
+
+    /// The first step of every decision, atomic under `hosts`: host name, NetBIOS cut, the per-host request
+    /// limit, policy, and the dedup hit. Decides (a refusal or a reused license, whose event the caller
+    /// records) or hands over what issuing continues from. With `keepIfProceeding` false, a request that
+    /// must proceed leaves the state untouched (a bucket token or a first sighting is not kept), so the
+    /// caller can start over with `decide`.
+    private nonisolated func admit(
+        _ request: LicenseRequest, now: Date, state: inout HostState, keepIfProceeding: Bool
+    ) -> Admission {
         var ev = DecisionEvent(kind: .refused)
         ev.clientAddress = request.clientAddress
         ev.clientTokenName = request.clientTokenName
@@ -117,42 +182,65 @@ public actor LicenseDesk: LicenseDeciding {
         var hostKey: String
         switch HostName.normalize(request.hostAsked) {
         case .failure(let e):
-            return refuse(&ev, .refused, 400, "invalid host name: \(e.reason)", rule: "host-name")
+            return .decided(refusal(&ev, .refused, 400, "invalid host name: \(e.reason)", rule: "host-name"), ev)
         case .success(let k): hostKey = k
         }
         // A 15-character name that holds licenses of its own is its own host, not a cut.
-        if !licensedHosts.contains(hostKey), let full = aliases.fullName(forCut: hostKey) {
+        if !state.licensedHosts.contains(hostKey), let full = state.aliases.fullName(forCut: hostKey) {
             ev.aliasFlag = true
             ev.reason = "\(hostKey) is the NetBIOS cut of known host \(full)"
             hostKey = full
         }
         ev.hostKey = hostKey
+        if !keepIfProceeding && !state.revoking.isEmpty && state.revoking.contains(hostKey) { return .declined }
         let key = LicenseKey(account: request.account, hostKey: hostKey, type: request.type)
         let client = IPAddress(request.clientAddress)
 
+        var takenBucket: TokenBucket?
         if let limit = configuration.rateLimits.requestsPerHost {
-            var bucket = hostBuckets.value(hostKey) { TokenBucket(limit, now: now) }
+            var bucket = state.hostBuckets[hostKey] ?? TokenBucket(limit, now: now)
             let d = bucket.take(now: now)
-            hostBuckets[hostKey] = bucket
             if let after = d.retryAfterSeconds {
-                return refuse(
+                state.hostBuckets[hostKey] = bucket
+                let o = refusal(
                     &ev, .rateLimited, 429, "too many requests for host \(hostKey); retry after \(after) s",
                     rule: RateLimitConfiguration.hostRule, retryAfter: after)
+                return .decided(o, ev)
             }
+            takenBucket = bucket
         }
 
-        let existing = live[key]
+        // First sighting of a never-licensed host. Kept in memory only (bounded): a client inventing names
+        // cannot grow the ledger, and a restart or an eviction only restarts a hold (the safe direction).
+        var sighted = false
+        let firstSeen: Date?
+        if state.licensedHosts.contains(hostKey) {
+            firstSeen = .distantPast
+        } else if let d = state.firstSeen[hostKey] {
+            firstSeen = d
+        } else {
+            firstSeen = now
+            sighted = true
+        }
+        func keep() {
+            if let b = takenBucket { state.hostBuckets[hostKey] = b }
+            if sighted { state.firstSeen[hostKey] = now }
+        }
+
+        let existing = state.live[key]
         let valid = existing.flatMap { $0.expiresAt > now ? $0 : nil }
         let reusable = valid.flatMap { now < $0.expiresAt - configuration.renewalMarginSeconds ? $0 : nil }
         let bound = valid.flatMap { $0.clientAddress }.flatMap(IPAddress.init)
         let facts = PolicyFacts(
-            hostKey: hostKey, clientAddress: client, boundAddress: bound, firstSeen: firstSeenDate(hostKey, now: now),
-            now: now, issuing: reusable == nil)
+            hostKey: hostKey, clientAddress: client, boundAddress: bound, firstSeen: firstSeen, now: now,
+            issuing: reusable == nil)
         let violations = configuration.policy.evaluate(facts)
         if let v = violations.first(where: { $0.mode == .enforce }) {
-            return refuse(&ev, .refused, 403, "refused by policy rule \(v.rule): \(v.reason)", rule: v.rule)
+            keep()
+            return .decided(
+                refusal(&ev, .refused, 403, "refused by policy rule \(v.rule): \(v.reason)", rule: v.rule), ev)
         }
-        let reported = violations.filter { $0.mode == .reportOnly }
+        let reported = violations.isEmpty ? [] : violations.filter { $0.mode == .reportOnly }
         if !reported.isEmpty {
             ev.reportOnly = true
             ev.rule = reported.map(\.rule).joined(separator: ",")
@@ -163,12 +251,32 @@ public actor LicenseDesk: LicenseDeciding {
         }
 
         if let hit = reusable {
+            keep()
             ev.kind = .reused
             ev.licenseReference = hit.reference
             ev.portalHMAC = hit.portalHMAC
-            sink.record(ev)
-            return .granted(license: hit.bytes, hostKey: hostKey, kind: .reused)
+            return .decided(.granted(license: hit.bytes, hostKey: hostKey, kind: .reused), ev)
         }
+        if keepIfProceeding { keep() }
+        return .proceed(Admitted(event: ev, key: key, client: client, existing: existing))
+    }
+
+    public func decide(_ request: LicenseRequest, issuer: any LicenseIssuer) async -> LicenseOutcome {
+        let now = clock.now()
+        let admission = hosts.withLock { admit(request, now: now, state: &$0, keepIfProceeding: true) }
+        let admitted: Admitted
+        switch admission {
+        case .decided(let outcome, let ev):
+            sink.record(ev)
+            return outcome
+        case .proceed(let a): admitted = a
+        case .declined: preconditionFailure("admit declines only for the immediate path")
+        }
+        var ev = admitted.event
+        let key = admitted.key
+        let hostKey = key.hostKey
+        let client = admitted.client
+        let existing = admitted.existing
 
         if let b = blocked[key] {
             if now < b.since + configuration.unknownOutcomeBlockSeconds {
@@ -225,7 +333,7 @@ public actor LicenseDesk: LicenseDeciding {
         switch outcome {
         case .granted(let bytes, let hostKey, _):
             ev.kind = .reused
-            if let l = live[key] {
+            if let l = hosts.withLock({ $0.live[key] }) {
                 ev.licenseReference = l.reference
                 ev.portalHMAC = l.portalHMAC
             }
@@ -258,23 +366,23 @@ public actor LicenseDesk: LicenseDeciding {
         }
     }
 
-    /// First sighting of a never-licensed host. Kept in memory only (bounded): a client inventing names
-    /// cannot grow the ledger, and a restart or an eviction only restarts a hold (the safe direction).
-    private func firstSeenDate(_ hostKey: String, now: Date) -> Date? {
-        if licensedHosts.contains(hostKey) { return .distantPast }
-        if let d = firstSeen[hostKey] { return d }
-        firstSeen[hostKey] = now
-        return now
+    private func refuse(
+        _ ev: inout DecisionEvent, _ kind: DecisionEvent.Kind, _ status: Int, _ reason: String, rule: String?,
+        retryAfter: Int? = nil
+    ) -> LicenseOutcome {
+        let o = refusal(&ev, kind, status, reason, rule: rule, retryAfter: retryAfter)
+        sink.record(ev)
+        return o
     }
 
-    private func refuse(
+    /// A refusal and its event, not yet recorded.
+    private nonisolated func refusal(
         _ ev: inout DecisionEvent, _ kind: DecisionEvent.Kind, _ status: Int, _ reason: String, rule: String?,
         retryAfter: Int? = nil
     ) -> LicenseOutcome {
         ev.kind = kind
         ev.rule = ev.reportOnly ? [ev.rule, rule].compactMap { $0 }.joined(separator: ",") : rule
         ev.reason = ev.reason.map { reason + " (" + $0 + ")" } ?? reason
-        sink.record(ev)
         return .refused(status: status, reason: reason, retryAfterSeconds: retryAfter)
     }
 
@@ -298,10 +406,12 @@ public actor LicenseDesk: LicenseDeciding {
                     clientAddress: request.clientAddress)
                 let stored = try ledger.storeLicense(record)
                 try ledger.markPoolLicenseUsed(hostKey: hostKey, type: key.type, at: now)
-                remember(stored)
                 ev.kind = .poolServed
                 ev.licenseReference = stored.reference
                 sink.record(ev)
+                // After the event: a request answered on the loop (`decideWithoutWaiting`) may reuse this
+                // license from now on, and its `reused` record must follow this one in the trail.
+                remember(stored)
                 return .granted(license: stored.bytes, hostKey: hostKey, kind: .pool)
             }
         } catch {
@@ -358,7 +468,7 @@ public actor LicenseDesk: LicenseDeciding {
 
         // Issuance rate limits: check all, then take from all, so one refusal spends nothing elsewhere.
         let limits = configuration.rateLimits
-        let newHost = !licensedHosts.contains(hostKey)
+        let newHost = !hosts.withLock { $0.licensedHosts.contains(hostKey) }
         let exempt = client.map { a in limits.jumpHosts.contains { $0.contains(a) } } ?? false
         var checks: [(rule: String, table: Int, key: String, limit: RateLimit)] = []
         if newHost && !exempt, let a = client {
@@ -483,7 +593,6 @@ public actor LicenseDesk: LicenseDeciding {
             logger.error("ledger write failed after issuing", [("error", "\(error)"), ("intent.id", "\(intentID)")])
             ev.reason = (ev.reason.map { $0 + "; " } ?? "") + "ledger write failed after issuing: \(error)"
         }
-        remember(record)
         if issued.source == .upstream {
             counters.perAccount[account, default: 0] += 1
             counters.perToken[request.clientTokenName, default: 0] += 1
@@ -493,15 +602,13 @@ public actor LicenseDesk: LicenseDeciding {
         ev.kind = kind == .renewed ? .renewed : .issued
         ev.licenseReference = record.reference
         sink.record(ev)
+        // After the event, as for pooled licenses above.
+        remember(record)
         return .granted(license: record.bytes, hostKey: hostKey, kind: kind)
     }
 
     private func remember(_ record: LicenseRecord) {
-        live[record.key] = record
-        if licensedHosts.insert(record.key.hostKey).inserted {
-            aliases.add(record.key.hostKey)
-            firstSeen[record.key.hostKey] = nil
-        }
+        hosts.withLock { $0.remember(record) }
     }
 
     private func settle(_ id: Int64, _ state: IntentState, _ detail: String, _ at: Date) {
@@ -532,10 +639,14 @@ public actor LicenseDesk: LicenseDeciding {
     /// Forgets the host's stored licenses (every account and type) so the next request issues anew.
     /// Emits a `revoke` event. Returns how many licenses were revoked.
     public func revoke(host: String, operatorName: String? = nil) throws -> Int {
+        let key = try? HostName.normalize(host).get()
+        if let key { hosts.withLock { _ = $0.revoking.insert(key) } }
+        defer { if let key { hosts.withLock { _ = $0.revoking.remove(key) } } }
         let n = try LicenseOperations.revoke(
             host: host, ledger: ledger, sink: sink, now: clock.now(), operatorName: operatorName)
-        let key = try? HostName.normalize(host).get()
-        for k in live.keys where k.hostKey == key { live[k] = nil }
+        hosts.withLock { s in
+            for k in s.live.keys where k.hostKey == key { s.live[k] = nil }
+        }
         return n
     }
 

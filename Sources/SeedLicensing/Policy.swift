@@ -6,6 +6,11 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     public var isV4: Bool { bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF }
 
     public init?(_ text: String) {
+        // The common case, a plain dotted quad, parsed in place (same acceptance as `parseV4`).
+        if let v4 = IPAddress.plainV4(text.utf8) {
+            bytes = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, v4.0, v4.1, v4.2, v4.3]
+            return
+        }
         var t = Substring(text)
         if t.hasPrefix("["), t.hasSuffix("]") { t = t.dropFirst().dropLast() }
         if let pct = t.firstIndex(of: "%") { t = t[..<pct] }  // zone id
@@ -16,6 +21,40 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         } else {
             return nil
         }
+    }
+
+    /// Four groups of 1–3 ASCII digits (each at most 255) separated by dots, nothing else; nil otherwise.
+    private static func plainV4(_ u: String.UTF8View) -> (UInt8, UInt8, UInt8, UInt8)? {
+        var out: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
+        var part = 0
+        var value = 0
+        var digits = 0
+        func store() -> Bool {
+            guard digits > 0, value <= 255 else { return false }
+            switch part {
+            case 0: out.0 = UInt8(value)
+            case 1: out.1 = UInt8(value)
+            case 2: out.2 = UInt8(value)
+            default: out.3 = UInt8(value)
+            }
+            return true
+        }
+        for c in u {
+            if c == UInt8(ascii: ".") {
+                guard part < 3, store() else { return nil }
+                part += 1
+                value = 0
+                digits = 0
+            } else if c >= 0x30 && c <= 0x39 {
+                digits += 1
+                guard digits <= 3 else { return nil }
+                value = value * 10 + Int(c - 0x30)
+            } else {
+                return nil
+            }
+        }
+        guard part == 3, store() else { return nil }
+        return out
     }
 
     private static func parseV4(_ s: Substring) -> [UInt8]? {

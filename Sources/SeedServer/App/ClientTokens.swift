@@ -42,7 +42,7 @@ public struct ClientTokenTable: Sendable {
         var match = -1
         for (i, s) in secrets.enumerated() {
             // Evaluate both sides for every entry; `match` only records the last hit.
-            let eq = constantTimeEquals(p, s)
+            let eq = constantTimeBytesEqual(p, s)
             match = eq ? i : match
         }
         guard match >= 0, !p.isEmpty else { return .unknown }
@@ -58,6 +58,23 @@ public struct ClientTokenTable: Sendable {
         case .one(let t): return check(t)
         }
     }
+}
+
+/// `constantTimeEquals` for two byte arrays, specialised (the generic version walks iterators): time
+/// depends only on the lengths, the longer one is walked whole.
+@inline(never)
+func constantTimeBytesEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    var diff: UInt8 = a.count == b.count ? 0 : 1
+    a.withUnsafeBufferPointer { pa in
+        b.withUnsafeBufferPointer { pb in
+            for i in 0..<max(pa.count, pb.count) {
+                let x = i < pa.count ? pa[i] : 0
+                let y = i < pb.count ? pb[i] : 0
+                diff |= x ^ y
+            }
+        }
+    }
+    return diff == 0
 }
 
 /// Where a client token can come from, in the order seeds and helper scripts use them.

@@ -1,5 +1,6 @@
 import SeedCompression
 import SeedZip
+import Synchronization
 
 /// The license-only route's ZIP of `HOSTNAME.lic` files, laid out by SeedZip (the one ZIP writer of the
 /// product). Members are stored, not deflated: licenses are encrypted blobs that do not compress.
@@ -21,4 +22,34 @@ func licenseZip(_ members: [(name: String, bytes: [UInt8])]) throws(ZipError) ->
         }
     }
     return out
+}
+
+/// Single-member license ZIPs (one host asking for its license without `Accept: application/octet-stream`),
+/// kept per member name with the license bytes they were built from: an entry is used only when the
+/// license is byte-for-byte the same, so a renewed (or revoked and reissued) license is never answered with
+/// the old ZIP. Bounded: when full, the table starts over.
+final class LicenseZipCache: Sendable {
+    static let shared = LicenseZipCache(capacity: 4096)
+
+    private struct Entry {
+        var license: [UInt8]
+        var zip: [UInt8]
+    }
+    private let entries = Mutex<[String: Entry]>([:])
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    /// `licenseZip([member])`, from the table when the same license was zipped before.
+    func zip(_ member: (name: String, bytes: [UInt8])) throws(ZipError) -> [UInt8] {
+        if let e = entries.withLock({ $0[member.name] }), e.license == member.bytes { return e.zip }
+        let zip = try licenseZip([member])
+        entries.withLock { t in
+            if t.count >= capacity && t[member.name] == nil { t.removeAll(keepingCapacity: true) }
+            t[member.name] = Entry(license: member.bytes, zip: zip)
+        }
+        return zip
+    }
+
+    var count: Int { entries.withLock { $0.count } }
 }

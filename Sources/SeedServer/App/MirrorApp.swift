@@ -169,14 +169,20 @@ private final class ReadinessBox: Sendable {
 
 /// The routes' counters in the audit part's registry.
 final class RegistryRouteMetrics: RouteMetrics {
+    struct RouteStatus: Hashable, Sendable {
+        var route: String
+        var status: Int
+    }
     let registry: MetricsRegistry
     let waiters: Gauge
+    let requests: CounterHandles<RouteStatus>
     init(_ r: MetricsRegistry) {
         registry = r
         waiters = r.gauge(MetricNames.singleFlightWaiters)
+        requests = CounterHandles(r, MetricNames.requests) { [("route", $0.route), ("status", String($0.status))] }
     }
     func answered(route: String, status: Int) {
-        registry.counter(MetricNames.requests, labels: [("route", route), ("status", String(status))]).increment()
+        requests.counter(RouteStatus(route: route, status: status)).increment()
     }
     func packageServed(hit: Bool) {
         registry.counter(hit ? MetricNames.cacheHits : MetricNames.cacheMisses).increment()

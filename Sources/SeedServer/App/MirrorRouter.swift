@@ -74,8 +74,13 @@ public struct MirrorRouterParts: Sendable {
 /// the desk, the store and upstream run in `.deferred` work.
 public struct MirrorRouter: HTTPHandler {
     public let parts: MirrorRouterParts
+    /// The desk, when it can answer some requests without waiting (looked up once, not per request).
+    private let immediateDesk: (any ImmediateLicenseDeciding)?
 
-    public init(_ parts: MirrorRouterParts) { self.parts = parts }
+    public init(_ parts: MirrorRouterParts) {
+        self.parts = parts
+        immediateDesk = parts.desk as? any ImmediateLicenseDeciding
+    }
 
     public func handle(_ request: HTTPRequest, context: RequestContext) -> HandlerResult {
         if let admin = parts.admin, let r = admin.route(request, context: context) { return r }
@@ -104,6 +109,10 @@ public struct MirrorRouter: HTTPHandler {
                 parts.metrics?.answered(route: label, status: e.status)
                 return .response(errorResponse(e))
             case .success(let (call, tokenName)):
+                if route == .licenseOnly, call.hosts.count == 1, let r = immediateLicenseAnswer(call, tokenName, context) {
+                    parts.metrics?.answered(route: label, status: r.status)
+                    return .response(r)
+                }
                 let parts = self.parts
                 return .deferred {
                     let r: Response
@@ -119,12 +128,24 @@ public struct MirrorRouter: HTTPHandler {
         }
     }
 
+    /// The license-only answer for one host when the desk can decide without waiting (a dedup hit, or a
+    /// refusal decided before issuing): answered on the loop, no task, no thread hop. Nil when the request
+    /// needs the desk's async path (a new host, a renewal, anything upstream).
+    func immediateLicenseAnswer(_ call: SeedCall, _ tokenName: String, _ context: RequestContext) -> Response? {
+        guard let desk = immediateDesk else { return nil }
+        let request = call.licenseRequest(
+            host: call.hosts[0], account: parts.account, clientAddress: context.clientAddress, tokenName: tokenName)
+        guard let outcome = desk.decideWithoutWaiting(request) else { return nil }
+        return licenseOnlyResponse(call, outcomes: [outcome])
+    }
+
     /// Token first (an unauthenticated client learns nothing about parameters), then the parameters.
     func admit(_ request: HTTPRequest, route: SeedRoute, context: RequestContext)
         -> Result<(SeedCall, String), RouteError>
     {
-        let queryToken: String?
-        do { queryToken = try tokenParameter(request.query) } catch { return .failure(error) }
+        let query: [(name: String, value: String)]
+        do { query = try decodeQuery(request.query) } catch { return .failure(error) }
+        let queryToken = query.last(where: { $0.name == "token" })?.value
         switch parts.tokens.check(headers: request.headers, queryToken: queryToken) {
         case .missing:
             // The cloud answers a missing token with 400 (PROTOCOL.md §1); ASGARD routes use 401.
@@ -143,7 +164,7 @@ public struct MirrorRouter: HTTPHandler {
             return .failure(RouteError(403, "client token revoked"))
         case .accepted(let name):
             do {
-                return .success((try parseSeedCall(request, route: route, limits: parts.limits), name))
+                return .success((try parseSeedCall(request, route: route, limits: parts.limits, query: query), name))
             } catch {
                 return .failure(error)
             }
@@ -173,16 +194,6 @@ extension MirrorEndpoint {
         case .healthz: "healthz"
         case .readyz: "readyz"
         }
-    }
-}
-
-/// The decoded `token=` query parameter (the last one wins), nil when absent.
-func tokenParameter(_ query: String?) throws(RouteError) -> String? {
-    guard let q = query, !q.isEmpty else { return nil }
-    do {
-        return try decodeFormURLEncoded(q[...]).last(where: { $0.name == "token" })?.value
-    } catch {
-        throw RouteError(400, "malformed query string: \(error.reason)")
     }
 }
 
@@ -264,12 +275,24 @@ func licenseOnlyAnswer(_ call: SeedCall, tokenName: String, context: RequestCont
             if next < requests.count { launch() }
         }
     }
+    return licenseOnlyResponse(call, outcomes: outcomes.map { $0! })
+}
+
+/// The license-only answer for the desk's outcomes, one per host of the call, in order.
+func licenseOnlyResponse(_ call: SeedCall, outcomes: [LicenseOutcome]) -> Response {
+    if call.wantsBareLicense, outcomes.count == 1, case .granted(let license, let hostKey, _) = outcomes[0] {
+        var h = HTTPHeaders()
+        h.add("Cache-Control", "private, no-store")
+        h.add("Content-Type", "application/octet-stream")
+        h.add("Content-Disposition", "attachment; filename=\"" + hostKey + ".lic\"")
+        return Response(status: 200, headers: h, body: .bytes(license))
+    }
     var members: [(name: String, bytes: [UInt8])] = []
     var seenKeys: Set<String> = []
     var firstRefusal: (Int, String, Int?)?
     var refused = 0
     for o in outcomes {
-        switch o! {
+        switch o {
         case .granted(let license, let hostKey, _):
             // Two spellings of one host map to one key; a ZIP with duplicate names fails to extract.
             if seenKeys.insert(hostKey).inserted { members.append((hostKey + ".lic", license)) }
@@ -294,7 +317,7 @@ func licenseOnlyAnswer(_ call: SeedCall, tokenName: String, context: RequestCont
     h.add("Content-Disposition", "attachment; filename=\"licenses.zip\"")
     let zip: [UInt8]
     do {
-        zip = try licenseZip(members)
+        zip = try members.count == 1 ? LicenseZipCache.shared.zip(members[0]) : licenseZip(members)
     } catch {
         let reason = "could not assemble the license ZIP: \(error)"
         return refusalResponse(status: 500, reason: reason, retryAfterSeconds: nil)

@@ -115,7 +115,14 @@ func normalizedArch(_ s: String) -> String? {
 public func parseSeedCall(_ request: HTTPRequest, route: SeedRoute, limits: SeedCallLimits = SeedCallLimits())
     throws(RouteError) -> SeedCall
 {
-    let query = try decodeQuery(request.query)
+    try parseSeedCall(request, route: route, limits: limits, query: try decodeQuery(request.query))
+}
+
+/// `parseSeedCall` with the query already decoded (by `decodeQuery`): the router decodes it once for the
+/// token and the parameters.
+func parseSeedCall(
+    _ request: HTTPRequest, route: SeedRoute, limits: SeedCallLimits, query: [(name: String, value: String)]
+) throws(RouteError) -> SeedCall {
     let queryToken = query.last(where: { $0.name == "token" })?.value
     switch route {
     case .cloud:
@@ -166,13 +173,48 @@ public func parseSeedCall(_ request: HTTPRequest, route: SeedRoute, limits: Seed
             fields.last(where: { $0.name == "type" })?.value ?? query.last(where: { $0.name == "type" })?.value
         let type = try licenseType(typeValue, source: "form field type", words: "workstation or server")
         let comment = try commentValue(fields.last(where: { $0.name == "comment" })?.value, limits)
-        let accept = request.headers.values("Accept").joined(separator: ",").lowercased()
-        let bare =
-            hosts.count == 1 && accept.contains("application/octet-stream") && !accept.contains("application/zip")
+        let bare = hosts.count == 1 && wantsOctetStream(request.headers.values("Accept"))
         return SeedCall(
             route: .licenseOnly, hosts: hosts, type: type, os: "", arch: "", comment: comment, queryToken: queryToken,
             wantsBareLicense: bare)
     }
+}
+
+/// Whether the Accept values ask for `application/octet-stream` and not `application/zip` (case-insensitive).
+func wantsOctetStream(_ values: [String]) -> Bool {
+    if values.isEmpty { return false }
+    var ascii = true
+    var octet = false
+    var zip = false
+    for v in values {
+        var v = v
+        v.withUTF8 { u in
+            if u.contains(where: { $0 >= 0x80 }) { ascii = false }
+            octet = octet || containsASCIICaseInsensitive(u, "application/octet-stream")
+            zip = zip || containsASCIICaseInsensitive(u, "application/zip")
+        }
+    }
+    if !ascii {
+        // Unicode lower-casing can turn a non-ASCII letter into an ASCII one (the Kelvin sign into `k`).
+        let accept = values.joined(separator: ",").lowercased()
+        return accept.contains("application/octet-stream") && !accept.contains("application/zip")
+    }
+    return octet && !zip
+}
+
+/// Whether `hay` contains `needle` (lower-case ASCII), comparing ASCII letters case-insensitively.
+private func containsASCIICaseInsensitive(_ hay: UnsafeBufferPointer<UInt8>, _ needle: StaticString) -> Bool {
+    let n = needle.utf8CodeUnitCount
+    guard hay.count >= n else { return false }
+    let w = needle.utf8Start
+    outer: for start in 0...(hay.count - n) {
+        for i in 0..<n {
+            let c = hay[start + i]
+            if ((c >= 65 && c <= 90) ? c | 0x20 : c) != w[i] { continue outer }
+        }
+        return true
+    }
+    return false
 }
 
 private func requiredHost(_ value: String?, source: String, _ limits: SeedCallLimits) throws(RouteError) -> String {
@@ -233,7 +275,7 @@ private func commentValue(_ value: String?, _ limits: SeedCallLimits) throws(Rou
     return v
 }
 
-private func decodeQuery(_ query: String?) throws(RouteError) -> [(name: String, value: String)] {
+func decodeQuery(_ query: String?) throws(RouteError) -> [(name: String, value: String)] {
     guard let q = query, !q.isEmpty else { return [] }
     do {
         return try decodeFormURLEncoded(q[...])
