@@ -128,3 +128,97 @@ private func isTokenName(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
     let name = percentDecode(rawName[...], plusAsSpace: true) ?? rawName
     return name.lowercased() == "token"
 }
+
+// MARK: - Scanning without Strings
+
+/// Walks form-encoded bytes (`application/x-www-form-urlencoded`, or a query string) pair by pair, with the
+/// rules and the errors of `decodeFormURLEncoded`, but without building a String per name and value:
+/// `visit` gets each pair's raw (still encoded) name and value, in order, once both were checked.
+///
+/// `text` must be valid UTF-8 (a String's bytes, or a body checked with `isValidUTF8`): a part without
+/// `%` is then valid as it is, and only parts with escapes are decoded to be checked. Every pair is
+/// checked, also those the caller ignores, so a malformed pair anywhere fails as it does in
+/// `decodeFormURLEncoded`. `visit` may have seen earlier pairs when a later one throws.
+public func scanFormURLEncoded(
+    _ text: UnsafeBufferPointer<UInt8>,
+    _ visit: (_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) -> Void
+) throws(HTTPParseError) {
+    let n = text.count
+    var start = 0
+    var index = 0
+    while start < n {
+        var end = start
+        while end < n && text[end] != UInt8(ascii: "&") { end += 1 }
+        if end > start {
+            index += 1
+            var eq = start
+            while eq < end && text[eq] != UInt8(ascii: "=") { eq += 1 }
+            let name = UnsafeBufferPointer(rebasing: text[start..<eq])
+            let value = UnsafeBufferPointer(rebasing: text[(eq < end ? eq + 1 : end)..<end])
+            if let f = checkFormPart(name) { throw f.error(part: "name", pair: index) }
+            if let f = checkFormPart(value) { throw f.error(part: "value", pair: index) }
+            visit(name, value)
+        }
+        start = end + 1
+    }
+}
+
+/// Whether a checked raw name or value (see `scanFormURLEncoded`) decodes to `word` (`+` as space).
+public func formPartEquals(_ raw: UnsafeBufferPointer<UInt8>, _ word: StaticString) -> Bool {
+    let w = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
+    // Decoding never makes a part longer, and an escape shortens it by two bytes.
+    guard raw.count >= w.count else { return false }
+    var i = 0
+    var j = 0
+    while i < raw.count {
+        guard j < w.count else { return false }
+        var b = raw[i]
+        if b == UInt8(ascii: "%"), i + 2 < raw.count, let hi = hexValue(raw[i + 1]), let lo = hexValue(raw[i + 2]) {
+            b = UInt8(hi << 4 | lo)
+            i += 3
+        } else {
+            if b == UInt8(ascii: "+") { b = UInt8(ascii: " ") }
+            i += 1
+        }
+        if b != w[j] { return false }
+        j += 1
+    }
+    return j == w.count
+}
+
+/// The decoded text of a checked raw name or value (see `scanFormURLEncoded`), `+` as space.
+public func formPartString(_ raw: UnsafeBufferPointer<UInt8>) -> String {
+    if !raw.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+        return String(decoding: raw, as: UTF8.self)
+    }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(raw.count)
+    var i = 0
+    while i < raw.count {
+        let b = raw[i]
+        if b == UInt8(ascii: "%"), i + 2 < raw.count, let hi = hexValue(raw[i + 1]), let lo = hexValue(raw[i + 2]) {
+            bytes.append(UInt8(hi << 4 | lo))
+            i += 3
+            continue
+        }
+        bytes.append(b == UInt8(ascii: "+") ? UInt8(ascii: " ") : b)
+        i += 1
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Whether `bytes` are valid UTF-8 (as `String(validating:as:)` judges), without building a String when
+/// they are all ASCII.
+public func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    if !bytes.contains(where: { $0 >= 0x80 }) { return true }
+    return String(validating: bytes, as: UTF8.self) != nil
+}
+
+/// Checks one raw part of a valid UTF-8 text: escapes well-formed, decoded bytes UTF-8.
+private func checkFormPart(_ raw: UnsafeBufferPointer<UInt8>) -> PercentFailure? {
+    guard raw.contains(UInt8(ascii: "%")) else { return nil }
+    switch decodePercent(Substring(decoding: raw, as: UTF8.self), plusAsSpace: true) {
+    case .success: return nil
+    case .failure(let f): return f
+    }
+}

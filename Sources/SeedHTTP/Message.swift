@@ -10,7 +10,7 @@ public struct HTTPHeaders: Sendable, Sequence {
 
     /// The first value for `name`, if any.
     public subscript(_ name: String) -> String? {
-        for f in fields where f.name.utf8.count == name.utf8.count && f.name.lowercased() == name.lowercased() {
+        for f in fields where f.name.utf8.count == name.utf8.count && fieldNamesEqual(f.name, name) {
             return f.value
         }
         return nil
@@ -18,11 +18,36 @@ public struct HTTPHeaders: Sendable, Sequence {
 
     /// Every value for `name`, in order.
     public func values(_ name: String) -> [String] {
-        let lower = name.lowercased()
-        return fields.filter { $0.name.lowercased() == lower }.map(\.value)
+        var out: [String] = []
+        for f in fields where fieldNamesEqual(f.name, name) { out.append(f.value) }
+        return out
     }
 
     public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { fields.makeIterator() }
+}
+
+/// `a.lowercased() == b.lowercased()`, compared in place when both are ASCII (every name the parser
+/// accepts is), without building lower-case copies.
+func fieldNamesEqual(_ a: String, _ b: String) -> Bool {
+    var a = a
+    var b = b
+    let ascii = a.withUTF8 { ua in
+        b.withUTF8 { ub -> Bool? in
+            if ua.contains(where: { $0 >= 0x80 }) || ub.contains(where: { $0 >= 0x80 }) { return nil }
+            guard ua.count == ub.count else { return false }
+            for i in 0..<ua.count {
+                let x = ua[i]
+                let y = ub[i]
+                if x == y { continue }
+                let lx = x >= 0x41 && x <= 0x5A ? x | 0x20 : x
+                let ly = y >= 0x41 && y <= 0x5A ? y | 0x20 : y
+                if lx != ly { return false }
+            }
+            return true
+        }
+    }
+    if let ascii { return ascii }
+    return a.lowercased() == b.lowercased()
 }
 
 /// A complete, validated HTTP/1.1 request as handed to a handler.

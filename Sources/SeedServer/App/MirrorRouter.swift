@@ -143,9 +143,9 @@ public struct MirrorRouter: HTTPHandler {
     func admit(_ request: HTTPRequest, route: SeedRoute, context: RequestContext)
         -> Result<(SeedCall, String), RouteError>
     {
-        let query: [(name: String, value: String)]
-        do { query = try decodeQuery(request.query) } catch { return .failure(error) }
-        let queryToken = query.last(where: { $0.name == "token" })?.value
+        let query: SeedQuery
+        do { query = try decodeSeedQuery(request.query) } catch { return .failure(error) }
+        let queryToken = query.token
         switch parts.tokens.check(headers: request.headers, queryToken: queryToken) {
         case .missing:
             // The cloud answers a missing token with 400 (PROTOCOL.md §1); ASGARD routes use 401.
@@ -281,10 +281,11 @@ func licenseOnlyAnswer(_ call: SeedCall, tokenName: String, context: RequestCont
 /// The license-only answer for the desk's outcomes, one per host of the call, in order.
 func licenseOnlyResponse(_ call: SeedCall, outcomes: [LicenseOutcome]) -> Response {
     if call.wantsBareLicense, outcomes.count == 1, case .granted(let license, let hostKey, _) = outcomes[0] {
-        var h = HTTPHeaders()
-        h.add("Cache-Control", "private, no-store")
-        h.add("Content-Type", "application/octet-stream")
-        h.add("Content-Disposition", "attachment; filename=\"" + hostKey + ".lic\"")
+        // One array of three fields, built at once (no growth on each add).
+        let h = HTTPHeaders([
+            ("Cache-Control", "private, no-store"), ("Content-Type", "application/octet-stream"),
+            ("Content-Disposition", "attachment; filename=\"\(hostKey).lic\""),
+        ])
         return Response(status: 200, headers: h, body: .bytes(license))
     }
     var members: [(name: String, bytes: [UInt8])] = []

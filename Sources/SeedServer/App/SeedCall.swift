@@ -115,15 +115,55 @@ func normalizedArch(_ s: String) -> String? {
 public func parseSeedCall(_ request: HTTPRequest, route: SeedRoute, limits: SeedCallLimits = SeedCallLimits())
     throws(RouteError) -> SeedCall
 {
-    try parseSeedCall(request, route: route, limits: limits, query: try decodeQuery(request.query))
+    try parseSeedCall(request, route: route, limits: limits, query: try decodeSeedQuery(request.query))
 }
 
-/// `parseSeedCall` with the query already decoded (by `decodeQuery`): the router decodes it once for the
-/// token and the parameters.
+/// The query parameters the seed routes read, the last value of each name (as a repeated key always
+/// was), found in one pass over the query's bytes by `decodeSeedQuery`.
+struct SeedQuery: Equatable {
+    var token: String?
+    var hostname: String?
+    var type: String?
+    var os: String?
+    var arch: String?
+    var comment: String?
+}
+
+/// Checks the whole query (any malformed pair is a 400, as before) and keeps the parameters the routes read.
+func decodeSeedQuery(_ query: String?) throws(RouteError) -> SeedQuery {
+    guard var q = query, !q.isEmpty else { return SeedQuery() }
+    let result = q.withUTF8 { u -> Result<SeedQuery, HTTPParseError> in
+        var token, hostname, type, os, arch, comment: UnsafeBufferPointer<UInt8>?
+        do throws(HTTPParseError) {
+            try scanFormURLEncoded(u) { name, value in
+                // Compared decoded, so an escaped name (`%74oken`) is found as before; a mismatch costs a byte or two.
+                if formPartEquals(name, "token") { token = value }
+                if formPartEquals(name, "hostname") { hostname = value }
+                if formPartEquals(name, "type") { type = value }
+                if formPartEquals(name, "os") { os = value }
+                if formPartEquals(name, "arch") { arch = value }
+                if formPartEquals(name, "comment") { comment = value }
+            }
+        } catch {
+            return .failure(error)
+        }
+        return .success(
+            SeedQuery(
+                token: token.map(formPartString), hostname: hostname.map(formPartString), type: type.map(formPartString),
+                os: os.map(formPartString), arch: arch.map(formPartString), comment: comment.map(formPartString)))
+    }
+    switch result {
+    case .success(let s): return s
+    case .failure(let e): throw RouteError(400, "malformed query string: \(e.reason)")
+    }
+}
+
+/// `parseSeedCall` with the query already decoded (by `decodeSeedQuery`): the router decodes it once for
+/// the token and the parameters.
 func parseSeedCall(
-    _ request: HTTPRequest, route: SeedRoute, limits: SeedCallLimits, query: [(name: String, value: String)]
+    _ request: HTTPRequest, route: SeedRoute, limits: SeedCallLimits, query: SeedQuery
 ) throws(RouteError) -> SeedCall {
-    let queryToken = query.last(where: { $0.name == "token" })?.value
+    let queryToken = query.token
     switch route {
     case .cloud:
         let h = request.headers
@@ -137,31 +177,37 @@ func parseSeedCall(
             route: .cloud, hosts: [host], type: type, os: os, arch: arch, comment: comment, queryToken: queryToken,
             wantsBareLicense: false)
     case .asgardV1, .asgardV0:
-        func param(_ n: String) -> String? { query.last(where: { $0.name == n })?.value }
-        let host = try requiredHost(param("hostname"), source: "query parameter hostname", limits)
-        let type = try licenseType(param("type"), source: "query parameter type", words: "client or server")
+        let host = try requiredHost(query.hostname, source: "query parameter hostname", limits)
+        let type = try licenseType(query.type, source: "query parameter type", words: "client or server")
         let os: String
         if route == .asgardV0 {
             os = asgardV0OS(path: request.path) ?? "windows"
         } else {
-            os = try osWord(param("os"), source: "query parameter os")
+            os = try osWord(query.os, source: "query parameter os")
         }
-        let arch = try archWord(param("arch"), source: "query parameter arch")
-        let comment = try commentValue(param("comment"), limits)
+        let arch = try archWord(query.arch, source: "query parameter arch")
+        let comment = try commentValue(query.comment, limits)
         return SeedCall(
             route: route, hosts: [host], type: type, os: os, arch: arch, comment: comment, queryToken: queryToken,
             wantsBareLicense: false)
     case .licenseOnly:
-        let fields = try decodeForm(request)
+        let form = try decodeLicenseForm(request.body)
         var hosts: [String] = []
         var seen: Set<String> = []
-        for f in fields where f.name == "hostnames" || f.name == "hostnames[]" {
-            // A comma-separated value is a bulk request; blank pieces (trailing commas, CRLF) are skipped.
-            for piece in f.value.split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == "\r" }) {
-                let name = trimmedHeaderValue(String(piece))
+        for value in form.hostnames {
+            // A comma-separated value is a bulk request; blank pieces (trailing commas) are skipped.
+            for piece in hostNamePieces(value) {
+                let name = trimmedHeaderValue(piece)
                 if name.isEmpty { continue }
                 let host = try requiredHost(name, source: "form field hostnames", limits)
-                if seen.insert(host.lowercased()).inserted { hosts.append(host) }
+                // The host is ASCII letters, digits, '-', '_' and '.' (checked above); the set of lower-cased
+                // names is built only once a second host comes.
+                if hosts.isEmpty {
+                    hosts.append(host)
+                } else {
+                    if seen.isEmpty { seen.insert(hosts[0].lowercased()) }
+                    if seen.insert(host.lowercased()).inserted { hosts.append(host) }
+                }
             }
         }
         guard !hosts.isEmpty else { throw RouteError(400, "form field hostnames is missing or empty") }
@@ -169,15 +215,24 @@ func parseSeedCall(
             throw RouteError(
                 400, "too many host names in one request (\(hosts.count), at most \(limits.maxHostsPerRequest))")
         }
-        let typeValue =
-            fields.last(where: { $0.name == "type" })?.value ?? query.last(where: { $0.name == "type" })?.value
-        let type = try licenseType(typeValue, source: "form field type", words: "workstation or server")
-        let comment = try commentValue(fields.last(where: { $0.name == "comment" })?.value, limits)
+        let type = try licenseType(form.type ?? query.type, source: "form field type", words: "workstation or server")
+        let comment = try commentValue(form.comment, limits)
         let bare = hosts.count == 1 && wantsOctetStream(request.headers.values("Accept"))
         return SeedCall(
             route: .licenseOnly, hosts: hosts, type: type, os: "", arch: "", comment: comment, queryToken: queryToken,
             wantsBareLicense: bare)
     }
+}
+
+/// The pieces of a `hostnames` value: split at `,`, LF and CR as Characters (what the route always did: a
+/// CRLF pair is one Character, neither LF nor CR, so it does not split). Plain ASCII without CR splits the
+/// same at those bytes, without the grapheme walk.
+func hostNamePieces(_ value: String) -> [String] {
+    if value.utf8.contains(where: { $0 >= 0x80 || $0 == 0x0D }) {
+        return value.split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == "\r" }).map { String($0) }
+    }
+    if !value.utf8.contains(where: { $0 == 0x2C || $0 == 0x0A }) { return value.isEmpty ? [] : [value] }
+    return value.utf8.split(whereSeparator: { $0 == 0x2C || $0 == 0x0A }).map { String(Substring($0)) }
 }
 
 /// Whether the Accept values ask for `application/octet-stream` and not `application/zip` (case-insensitive).
@@ -275,24 +330,37 @@ private func commentValue(_ value: String?, _ limits: SeedCallLimits) throws(Rou
     return v
 }
 
-func decodeQuery(_ query: String?) throws(RouteError) -> [(name: String, value: String)] {
-    guard let q = query, !q.isEmpty else { return [] }
-    do {
-        return try decodeFormURLEncoded(q[...])
-    } catch {
-        throw RouteError(400, "malformed query string: \(error.reason)")
-    }
+/// The license-only form's fields: every `hostnames` / `hostnames[]` value in order, the last `type` and
+/// `comment`.
+struct LicenseForm {
+    var hostnames: [String] = []
+    var type: String?
+    var comment: String?
 }
 
-private func decodeForm(_ request: HTTPRequest) throws(RouteError) -> [(name: String, value: String)] {
-    // Parsed whatever the Content-Type says: .NET and curl send form encoding, and a body that is not
-    // form-encoded fails below with a reason.
-    guard let text = String(validating: request.body, as: UTF8.self) else {
-        throw RouteError(400, "malformed form body: not valid UTF-8")
+/// Decodes the license-only form in one pass over the body's bytes. Parsed whatever the Content-Type says:
+/// .NET and curl send form encoding, and a body that is not form-encoded fails with a reason.
+func decodeLicenseForm(_ body: [UInt8]) throws(RouteError) -> LicenseForm {
+    let result = body.withUnsafeBufferPointer { u -> Result<LicenseForm, RouteError> in
+        guard isValidUTF8(u) else { return .failure(RouteError(400, "malformed form body: not valid UTF-8")) }
+        var form = LicenseForm()
+        var type, comment: UnsafeBufferPointer<UInt8>?
+        do throws(HTTPParseError) {
+            try scanFormURLEncoded(u) { name, value in
+                if formPartEquals(name, "hostnames") || formPartEquals(name, "hostnames[]") {
+                    form.hostnames.append(formPartString(value))
+                } else if formPartEquals(name, "type") {
+                    type = value
+                } else if formPartEquals(name, "comment") {
+                    comment = value
+                }
+            }
+        } catch {
+            return .failure(RouteError(400, "malformed form body: \(error.reason)"))
+        }
+        form.type = type.map(formPartString)
+        form.comment = comment.map(formPartString)
+        return .success(form)
     }
-    do {
-        return try decodeFormURLEncoded(text[...])
-    } catch {
-        throw RouteError(400, "malformed form body: \(error.reason)")
-    }
+    return try result.get()
 }
