@@ -13,16 +13,26 @@ public enum HostName {
     public static let netBIOSLength = 15
 
     /// Trims, validates (RFC 1123 labels) and returns the key: lower case, domain part dropped.
+    /// One pass over the name's bytes (the checks in the order they always ran: whole-name limits, then
+    /// characters, then label by label), no intermediate arrays.
     public static func normalize(_ raw: String) -> Result<String, HostNameError> {
-        var bytes = Array(raw.utf8)
+        var raw = raw
+        return raw.withUTF8 { normalize(bytes: $0) }
+    }
+
+    private static func normalize(bytes all: UnsafeBufferPointer<UInt8>) -> Result<String, HostNameError> {
+        func blank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
         // Trim ASCII white space only; anything else odd is refused below, with its reason.
-        while let f = bytes.first, f == 0x20 || f == 0x09 || f == 0x0A || f == 0x0D { bytes.removeFirst() }
-        while let l = bytes.last, l == 0x20 || l == 0x09 || l == 0x0A || l == 0x0D { bytes.removeLast() }
-        if bytes.isEmpty { return .failure(HostNameError("host name is empty")) }
-        if bytes.count > maxRawLength {
-            return .failure(HostNameError("host name is \(bytes.count) bytes long, more than \(maxRawLength)"))
+        var lo = 0
+        var hi = all.count
+        while lo < hi, blank(all[lo]) { lo += 1 }
+        while hi > lo, blank(all[hi - 1]) { hi -= 1 }
+        if lo == hi { return .failure(HostNameError("host name is empty")) }
+        if hi - lo > maxRawLength {
+            return .failure(HostNameError("host name is \(hi - lo) bytes long, more than \(maxRawLength)"))
         }
-        for b in bytes {
+        for i in lo..<hi {
+            let b = all[i]
             if b >= 0x80 {
                 return .failure(HostNameError("host name contains a non-ASCII character (look-alikes are refused)"))
             }
@@ -35,15 +45,20 @@ public enum HostName {
             }
         }
         // A trailing dot (absolute DNS name) is allowed; empty labels elsewhere are not.
-        if bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
-        let labels = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        let end = all[hi - 1] == UInt8(ascii: ".") ? hi - 1 : hi
         var allNumeric = true
-        for label in labels {
-            if label.isEmpty { return .failure(HostNameError("host name has an empty label ('..' or a leading dot)")) }
-            if label.count > 63 {
-                return .failure(HostNameError("host name label is \(label.count) characters long, more than 63"))
+        var start = lo
+        var firstEnd = -1
+        while true {
+            var e = start
+            while e < end && all[e] != UInt8(ascii: ".") { e += 1 }
+            let count = e - start
+            if count == 0 { return .failure(HostNameError("host name has an empty label ('..' or a leading dot)")) }
+            if count > 63 {
+                return .failure(HostNameError("host name label is \(count) characters long, more than 63"))
             }
-            for b in label {
+            for i in start..<e {
+                let b = all[i]
                 let ok = (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x2D
                 if !ok {
                     return .failure(
@@ -54,11 +69,18 @@ public enum HostName {
                 if !(b >= 0x30 && b <= 0x39) { allNumeric = false }
             }
             // A trailing '-' is allowed: the NetBIOS 15-character cut of `finance-laptop-07` ends in one.
-            if label.first == 0x2D { return .failure(HostNameError("host name label starts with '-'")) }
+            if all[start] == 0x2D { return .failure(HostNameError("host name label starts with '-'")) }
+            if firstEnd < 0 { firstEnd = e }
+            if e >= end { break }
+            start = e + 1
         }
         if allNumeric { return .failure(HostNameError("host name is a number or an address, not a host name")) }
-        let first = labels[0].map { b in (b >= 0x41 && b <= 0x5A) ? b + 0x20 : b }
-        return .success(String(decoding: first, as: UTF8.self))
+        let first = UnsafeBufferPointer(rebasing: all[lo..<firstEnd])
+        return .success(
+            String(unsafeUninitializedCapacity: first.count) { out in
+                for (i, b) in first.enumerated() { out[i] = (b >= 0x41 && b <= 0x5A) ? b + 0x20 : b }
+                return first.count
+            })
     }
 }
 
