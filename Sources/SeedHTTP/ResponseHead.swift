@@ -14,13 +14,19 @@ public func encodeResponseHead(status: Int, headers: HTTPHeaders, into out: inou
     out.append(contentsOf: reasonPhrase(status).utf8)
     out.append(contentsOf: [0x0D, 0x0A])
     for (name, value) in headers {
-        precondition(!name.isEmpty && name.utf8.allSatisfy(isTokenByte), "header name is not a token")
-        out.append(contentsOf: name.utf8)
-        out.append(contentsOf: [UInt8(ascii: ":"), UInt8(ascii: " ")])
+        var name = name
+        name.withUTF8 { n in
+            precondition(!n.isEmpty && n.allSatisfy(isTokenByte), "header name is not a token")
+            out.append(contentsOf: n)
+        }
+        out.append(UInt8(ascii: ":"))
+        out.append(UInt8(ascii: " "))
         appendSanitizedFieldValue(value, to: &out)
-        out.append(contentsOf: [0x0D, 0x0A])
+        out.append(0x0D)
+        out.append(0x0A)
     }
-    out.append(contentsOf: [0x0D, 0x0A])
+    out.append(0x0D)
+    out.append(0x0A)
 }
 
 /// Whether `value` would reach the wire unchanged by `encodeResponseHead`.
@@ -31,6 +37,16 @@ public func isSafeFieldValue(_ value: String) -> Bool {
 }
 
 private func appendSanitizedFieldValue(_ value: String, to out: inout [UInt8]) {
+    // Fast path: a value that is already clean (no control bytes, no surrounding blanks) is copied whole.
+    var v = value
+    let clean = v.withUTF8 { u -> Bool in
+        if u.isEmpty { return true }
+        if u[0] == 0x20 || u[0] == 0x09 || u[u.count - 1] == 0x20 || u[u.count - 1] == 0x09 { return false }
+        for b in u where !isFieldValueByte(b) { return false }
+        out.append(contentsOf: u)
+        return true
+    }
+    if clean { return }
     let start = out.count
     for b in value.utf8 {
         let c = isFieldValueByte(b) ? b : UInt8(ascii: " ")
