@@ -139,7 +139,9 @@ func iso8601Milliseconds(_ t: Double) -> String {
 
 /// Writes access-log lines to a file descriptor from a background queue, so loop threads never wait
 /// for the disk (nor format the line: `record` only queues the entry). Entries queued while the writer is
-/// busy go out together, formatted into one buffer and written with one call. When the writer falls more
+/// busy go out together, formatted into one buffer and written with one call. A drain starts `batchDelay`
+/// after the first line of a batch (not at once), so a busy server wakes the writer a hundred times a second
+/// rather than once per request; `flush()` drains at once. When the writer falls more
 /// than `maxPendingLines` behind, lines are dropped and counted (and the count is written once the backlog
 /// clears).
 public final class JSONLinesAccessLog: AccessLogSink, @unchecked Sendable {
@@ -156,6 +158,9 @@ public final class JSONLinesAccessLog: AccessLogSink, @unchecked Sendable {
     private let pending = Atomic<Int>(0)
     private let dropped = Atomic<Int>(0)
     public let maxPendingLines: Int
+    /// How long a first queued line waits for more before the writer runs (at most that much of the log is
+    /// in memory only; the lines were never fsynced anyway).
+    static let batchDelay: DispatchTimeInterval = .milliseconds(10)
     // Owned by `queue`.
     private var formatter = AccessLogFormatter()
     private var buffer: [UInt8] = []
@@ -190,11 +195,11 @@ public final class JSONLinesAccessLog: AccessLogSink, @unchecked Sendable {
             q.draining = true
             return true
         }
-        if schedule { queue.async { [self] in drain() } }
+        if schedule { queue.asyncAfter(deadline: .now() + Self.batchDelay) { [self] in drain() } }
     }
 
     /// Waits until every line recorded so far is written.
-    public func flush() { queue.sync {} }
+    public func flush() { queue.sync { drain() } }
 
     /// Writes what is queued, batch by batch, until nothing is left (on `queue`).
     private func drain() {
