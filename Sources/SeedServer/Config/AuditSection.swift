@@ -12,8 +12,8 @@ public struct AuditSection: Sendable {
     public var rotateDaily: Bool = true
     /// `audit.batchWindowMs` (default 50).
     public var batchWindowMilliseconds: Int = 50
-    /// `audit.batchMaxRecords` (default 256).
-    public var batchMaxRecords: Int = 256
+    /// `audit.batchMaxRecords` (default 4096: under load the time bound, `batchWindowMs`, decides the batch).
+    public var batchMaxRecords: Int = 4096
     /// `audit.syslog`; nil when records are not forwarded.
     public var syslog: SyslogOptions?
     /// `admin.networks`: CIDRs the admin API answers from; empty means any address.
