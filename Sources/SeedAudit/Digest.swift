@@ -16,7 +16,17 @@ public func sha256Hex(_ bytes: some Collection<UInt8>) -> String {
         EVP_Digest(buf.baseAddress, buf.count, &out, &len, md, nil)
     }
     precondition(ok == 1 && len == 32, "EVP_Digest(SHA-256) failed")
-    return hexString(out)
+    // Lower-case hex written straight into the String's storage (the generic `hexString` walked an iterator
+    // and showed at 2-3% of the audit writer's time under load).
+    return String(unsafeUninitializedCapacity: 64) { dst in
+        let digits: StaticString = "0123456789abcdef"
+        let d = digits.utf8Start
+        for i in 0..<32 {
+            dst[2 * i] = d[Int(out[i] >> 4)]
+            dst[2 * i + 1] = d[Int(out[i] & 0x0F)]
+        }
+        return 64
+    }
 }
 
 /// The `prev` value of the first record of a chain.

@@ -28,7 +28,7 @@ public struct HTTPHeaders: Sendable, Sequence {
 
 /// `a.lowercased() == b.lowercased()`, compared in place when both are ASCII (every name the parser
 /// accepts is), without building lower-case copies.
-func fieldNamesEqual(_ a: String, _ b: String) -> Bool {
+public func fieldNamesEqual(_ a: String, _ b: String) -> Bool {
     var a = a
     var b = b
     let ascii = a.withUTF8 { ua in

@@ -86,21 +86,34 @@ enum PresentedToken: Equatable {
 /// Collects the token from `X-Token`, `Authorization` (raw, as the seed sends it, or `Bearer`) and `?token=`.
 /// The seed sends the same value in `X-Token` and `Authorization`; different values are refused as ambiguous.
 func presentedToken(headers: HTTPHeaders, queryToken: String?) -> PresentedToken {
-    var found: [String] = []
-    for v in headers.values("X-Token") { found.append(trimmedHeaderValue(v)) }
-    for v in headers.values("Authorization") {
-        let t = trimmedHeaderValue(v)
-        if t.count > 7, t.prefix(7).lowercased() == "bearer " {
-            found.append(trimmedHeaderValue(String(t.dropFirst(7))))
+    // One walk over the fields, no list of candidates: the answer (none, one value, or two different
+    // ones) does not depend on the order the non-empty values are met in.
+    var first: String?
+    var conflicting = false
+    func consider(_ t: String) {
+        if t.isEmpty { return }
+        if let f = first {
+            if f != t { conflicting = true }
         } else {
-            found.append(t)
+            first = t
         }
     }
-    if let q = queryToken { found.append(q) }
-    found.removeAll { $0.isEmpty }
-    guard let first = found.first else { return .none }
+    for (name, value) in headers {
+        if fieldNamesEqual(name, "X-Token") {
+            consider(trimmedHeaderValue(value))
+        } else if fieldNamesEqual(name, "Authorization") {
+            let t = trimmedHeaderValue(value)
+            if t.count > 7, t.prefix(7).lowercased() == "bearer " {
+                consider(trimmedHeaderValue(String(t.dropFirst(7))))
+            } else {
+                consider(t)
+            }
+        }
+    }
+    if let q = queryToken { consider(q) }
+    guard let first else { return .none }
     // Equality here is between values the same client sent, so a plain compare leaks nothing.
-    return found.allSatisfy { $0 == first } ? .one(first) : .conflicting
+    return conflicting ? .conflicting : .one(first)
 }
 
 func trimmedHeaderValue(_ s: String) -> String {

@@ -175,14 +175,22 @@ final class RegistryRouteMetrics: RouteMetrics {
     }
     let registry: MetricsRegistry
     let waiters: Gauge
-    let requests: CounterHandles<RouteStatus>
+    /// Counter handles by route and status, in a dictionary of concrete types (the generic `CounterHandles`
+    /// paid for generic metadata and witness calls on every request).
+    let requests = Mutex<[RouteStatus: Counter]>([:])
     init(_ r: MetricsRegistry) {
         registry = r
         waiters = r.gauge(MetricNames.singleFlightWaiters)
-        requests = CounterHandles(r, MetricNames.requests) { [("route", $0.route), ("status", String($0.status))] }
     }
     func answered(route: String, status: Int) {
-        requests.counter(RouteStatus(route: route, status: status)).increment()
+        let key = RouteStatus(route: route, status: status)
+        if let c = requests.withLock({ $0[key] }) {
+            c.increment()
+            return
+        }
+        let c = registry.counter(MetricNames.requests, labels: [("route", route), ("status", String(status))])
+        requests.withLock { $0[key] = c }
+        c.increment()
     }
     func packageServed(hit: Bool) {
         registry.counter(hit ? MetricNames.cacheHits : MetricNames.cacheMisses).increment()
