@@ -128,6 +128,29 @@ let bodyChunkBytes = 16 * 1024
 /// of it inside 32 KiB: 16,384 bytes plus at most 29 bytes of record overhead).
 let bodyRefillBelowBytes = 16 * 1024 - 64
 
+/// How response bodies move through TLS (experiment knobs while measuring; SEED_* environment variables).
+struct BodyTuning: Sendable {
+    var chunkBytes: Int
+    var refillBelowBytes: Int
+    var stepBytes: Int
+    var directWrites: Bool
+    var mapFiles: Bool
+
+    static let current: BodyTuning = {
+        func env(_ k: String) -> String? { getenv(k).map { String(cString: $0) } }
+        let chunk = env("SEED_BODY_CHUNK").flatMap { Int($0) } ?? 4 * (bodyChunkBytes - 64)
+        return BodyTuning(
+            chunkBytes: chunk,
+            refillBelowBytes: env("SEED_REFILL_BELOW").flatMap { Int($0) } ?? (chunk > bodyChunkBytes ? 0 : bodyRefillBelowBytes),
+            stepBytes: env("SEED_STEP_BYTES").flatMap { Int($0) } ?? 64 * 1024,
+            directWrites: env("SEED_DIRECT_WRITE") != "0",
+            mapFiles: env("SEED_MMAP") != "0")
+    }()
+}
+let bodyTuning = BodyTuning.current
+/// A connection serving a mapped file releases the pages behind it at least this often.
+let mappedReleaseBytes: UInt64 = 1 << 20
+
 /// Loop-confined state of one event loop: its listeners, connections and scratch buffers.
 final class ServerLoop: @unchecked Sendable {
     let eventLoop: EventLoop
@@ -142,7 +165,7 @@ final class ServerLoop: @unchecked Sendable {
     let plainBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
     /// File body bytes on their way into a TLS engine: read and encrypted in one step, so no connection
     /// keeps plaintext of its own between writes (1,000 slow downloads must not hold 1,000 buffers).
-    let fileBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bodyChunkBytes, alignment: 16)
+    let fileBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bodyChunkBytes, bodyTuning.chunkBytes), alignment: 16)
     /// Response heads (and small bodies coalesced with them) are encoded here.
     var headBuffer: [UInt8] = []
     private var dateSecond = -1
