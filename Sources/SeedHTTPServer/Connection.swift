@@ -476,8 +476,9 @@ final class Connection: EventHandler {
         let chunkBytes = bodyTuning.chunkBytes
         var stepBudget = bodyTuning.stepBytes
         while segmentIndex < segments.count {
-            // Refill only once the socket took nearly everything: the queue never holds more than two records of
-            // ciphertext (its storage stays at 32 KiB), however slowly the client reads.
+            // Refill only once the socket took (nearly) everything: with direct writes the queue holds at most the
+            // rest of one record the socket refused, else at most two records (its storage stays at 32 KiB),
+            // however slowly the client reads.
             if engine.pendingOutputCount > bodyTuning.refillBelowBytes || engine.directWriteErrno != 0 { return true }
             // Records written straight to the socket leave nothing queued: hand the turn back now and then.
             if stepBudget <= 0 { return true }

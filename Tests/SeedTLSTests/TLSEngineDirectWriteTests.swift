@@ -118,31 +118,3 @@ private func readAvailable(_ fd: CInt) -> [UInt8] {
     try server.write(Array(repeating: 0x43, count: 100))
     #expect(server.pendingOutputCount == 0)
 }
-
-@Test func idleServerEngineMemory() throws {
-    var engines: [TLSEngine] = []
-    let n = 500
-    var warm: [TLSEngine] = []
-    for _ in 0..<20 {
-        let s = try TLSEngine(server: TLSFixtures.server)
-        let c = try TLSEngine(client: TLSFixtures.client, serverName: "localhost")
-        try pumpHandshake(c, s)
-        warm.append(s)
-    }
-    let before = mallinfo2().uordblks
-    for _ in 0..<n {
-        let server = try TLSEngine(server: TLSFixtures.server)
-        let client = try TLSEngine(client: TLSFixtures.client, serverName: "localhost")
-        try pumpHandshake(client, server)
-        try client.write(Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
-        server.receive(client.takeOutput())
-        _ = try drain(server)
-        try server.write(Array(repeating: 0x41, count: 200))
-        client.receive(server.takeOutput())
-        _ = try drain(client)
-        server.releaseIdleBuffers()
-        engines.append(server)
-    }
-    let after = mallinfo2().uordblks
-    print("IDLE-ENGINE-BYTES \((after - before) / n)")
-}
