@@ -128,7 +128,7 @@ let bodyChunkBytes = 16 * 1024
 /// of it inside 32 KiB: 16,384 bytes plus at most 29 bytes of record overhead).
 let bodyRefillBelowBytes = 16 * 1024 - 64
 
-/// How response bodies move through TLS. Defaults are what measured best (see Benchmarks/RESULTS.md): records are
+/// How response bodies move through TLS. Defaults are what measured best (large downloads, interleaved A/B): records are
 /// written straight to the socket (TLSEngine.attachSocket) from a read-only mapping of the blob, one record per
 /// SSL_write, up to `stepBytes` per step while the socket takes them; a record the socket refuses stays queued and
 /// nothing more is encrypted until it is gone (so a slow client holds at most one record of ciphertext).
