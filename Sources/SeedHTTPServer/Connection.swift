@@ -733,6 +733,7 @@ final class Connection: EventHandler {
         if let timer { loop.eventLoop.cancel(timer) }
         timer = nil
         if let token { loop.eventLoop.deregister(fd: fd, token: token) }
+        engine.attachSocket(-1)  // the descriptor number may be reused by the next accept
         Socket.close(fd)
         server.counters.open.subtract(1, ordering: .relaxed)
         loop.connections[ObjectIdentifier(self)] = nil

@@ -309,6 +309,7 @@ public final class TLSEngine {
     /// queued and `socketWritable` is true: one copy less than queueing them. What the socket does not take
     /// (EAGAIN or a short write) is queued in order and `socketWritable` turns false; the caller flushes the
     /// queue with `withPendingOutput` as before. A failed write sets `directWriteErrno` and drops the rest.
+    /// `-1` detaches: records are queued again.
     public func attachSocket(_ fd: CInt) {
         directFD = fd
     }

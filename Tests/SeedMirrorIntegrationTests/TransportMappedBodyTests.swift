@@ -6,7 +6,8 @@ import SeedTestSupport
 import Testing
 
 /// File bodies are encrypted straight out of a read-only mapping of the blob (SharedFile.mapped()).
-@Suite(.serialized) struct TransportMappedBodyTests {
+/// Part of the serialized transport suite: these map and read megabytes, which the RSS-measuring tests must not see.
+extension TransportServerTests {
     @Test func mappedFileMatchesPreadAndSurvivesReleasingPages() throws {
         let fixture = TransportFixtures.file(megabytes: 3)
         let file = try SharedFile(openingForReading: fixture.path)
