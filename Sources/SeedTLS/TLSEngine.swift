@@ -369,12 +369,6 @@ public final class TLSEngine {
     public func releaseIdleBuffers() {
         output.releaseIfEmpty()
         stash.releaseIfEmpty()
-        // SSL_MODE_RELEASE_BUFFERS frees OpenSSL's read buffer only after a record was consumed; the SSL_read that
-        // finds no further record allocates it again (about 17 KiB) and keeps it while the connection idles.
-        // With no byte of a record buffered anywhere, both record buffers can go.
-        if isHandshakeComplete, stash.isEmpty, output.isEmpty, borrowed == nil, SSL_has_pending(ssl) == 0 {
-            _ = SSL_free_buffers(ssl)
-        }
     }
 
     /// Bytes of memory the engine's queues hold right now (not counting OpenSSL's own buffers).
