@@ -29,7 +29,12 @@ final class Connection: EventHandler {
     private let localPort: Int
     private var phase = Phase.handshaking
     private var readable = false
-    private var writable = true
+    /// The engine writes records straight to the socket while this is true (and nothing is queued), so the
+    /// flag lives in the engine: a direct write that meets EAGAIN clears it, an EPOLLOUT edge sets it.
+    private var writable: Bool {
+        get { engine.socketWritable }
+        set { engine.socketWritable = newValue }
+    }
     private var peerEOF = false
     private var tlsVersion = ""
     private var tlsCipher = ""
@@ -52,6 +57,8 @@ final class Connection: EventHandler {
     private var segmentIndex = 0
     private var segmentOffset: UInt64 = 0
     private var streamChunk: [UInt8]?
+    /// Where the pages of the current mapped file segment not yet released begin (an offset in that file).
+    private var mappedReleaseFrom: UInt64 = 0
     private var streamPulling = false
     private var closeAfterResponse = false
     private var shutdownPending = false
@@ -71,6 +78,7 @@ final class Connection: EventHandler {
         self.engine = engine
         self.loop = loop
         parser = RequestParser(limits: loop.server.configuration.limits)
+        if bodyTuning.directWrites { engine.attachSocket(fd) }
     }
 
     private var server: HTTPSServer { loop.server }
@@ -106,6 +114,7 @@ final class Connection: EventHandler {
     private func progress() {
         var budget = 32
         while phase != .closed {
+            if !collectDirectWrites() { return }
             budget -= 1
             if budget == 0 {
                 scheduleProgress()
@@ -218,7 +227,7 @@ final class Connection: EventHandler {
         server.counters.handshakesFailed.add(1, ordering: .relaxed)
         server.logger.debug("tls handshake failed", [("client.address", peerAddress), ("error", why)])
         // One attempt to deliver the alert OpenSSL queued; then close.
-        if engine.pendingOutputCount > 0 && writable { flush() }
+        if collectDirectWrites(), engine.pendingOutputCount > 0 && writable { flush() }
         close(reason: nil)
     }
 
@@ -268,6 +277,18 @@ final class Connection: EventHandler {
         }
     }
 
+    /// Accounts for the records the engine wrote straight to the socket; closes when such a write failed.
+    /// Returns false when the connection is closed.
+    private func collectDirectWrites() -> Bool {
+        let n = engine.takeDirectWriteCount()
+        if n > 0 {
+            lastWriteProgress = now
+            server.counters.bytesSent.add(UInt64(n), ordering: .relaxed)
+        }
+        if engine.directWriteErrno != 0 && phase != .closed { writeFailed(engine.directWriteErrno) }
+        return phase != .closed
+    }
+
     private func flush() {
         var failure: Int32?
         var total = 0
@@ -291,14 +312,16 @@ final class Connection: EventHandler {
             lastWriteProgress = now
             server.counters.bytesSent.add(UInt64(total), ordering: .relaxed)
         }
-        if let failure {
-            let e = SystemError(call: "write", errno: failure)
-            if failure == EPIPE || failure == ECONNRESET {
-                server.logger.debug("peer went away", [("client.address", peerAddress), ("error", "\(e)")])
-                close(reason: nil)
-            } else {
-                close(reason: "write failed: \(e)")
-            }
+        if let failure { writeFailed(failure) }
+    }
+
+    private func writeFailed(_ errno: Int32) {
+        let e = SystemError(call: "write", errno: errno)
+        if errno == EPIPE || errno == ECONNRESET {
+            server.logger.debug("peer went away", [("client.address", peerAddress), ("error", "\(e)")])
+            close(reason: nil)
+        } else {
+            close(reason: "write failed: \(e)")
         }
     }
 
@@ -445,14 +468,20 @@ final class Connection: EventHandler {
         }
     }
 
-    /// Moves body bytes into the TLS engine until about one send buffer of ciphertext is queued.
+    /// Moves body bytes into the TLS engine (and, with direct writes, through it onto the socket) until about
+    /// one send buffer of ciphertext is queued or one step's worth was sent.
     /// Returns false while waiting for a stream chunk (or after closing).
     private func pumpBody() -> Bool {
         let bufferSize = server.configuration.sendBufferBytes
+        let chunkBytes = bodyTuning.chunkBytes
+        var stepBudget = bodyTuning.stepBytes
         while segmentIndex < segments.count {
-            // Refill only once the socket took nearly everything: the queue never holds more than two records of
-            // ciphertext (its storage stays at 32 KiB), however slowly the client reads.
-            if engine.pendingOutputCount > bodyRefillBelowBytes { return true }
+            // Refill only once the socket took (nearly) everything: with direct writes the queue holds at most the
+            // rest of one record the socket refused, else at most two records (its storage stays at 32 KiB),
+            // however slowly the client reads.
+            if engine.pendingOutputCount > bodyTuning.refillBelowBytes || engine.directWriteErrno != 0 { return true }
+            // Records written straight to the socket leave nothing queued: hand the turn back now and then.
+            if stepBudget <= 0 { return true }
             let segment = segments[segmentIndex]
             let remaining = segment.length - segmentOffset
             if remaining == 0 {
@@ -462,14 +491,31 @@ final class Connection: EventHandler {
             }
             switch segment {
             case .bytes(let b):
-                let n = Int(min(remaining, UInt64(bodyChunkBytes)))
+                let n = Int(min(remaining, UInt64(chunkBytes)))
+                stepBudget -= n
                 b.withUnsafeBytes { p in
                     writePlain(UnsafeRawBufferPointer(rebasing: p[Int(segmentOffset)..<Int(segmentOffset) + n]))
                 }
                 segmentOffset += UInt64(n)
             case .file(let file, let offset, _):
+                let want = Int(min(remaining, UInt64(chunkBytes)))
+                stepBudget -= want
+                if bodyTuning.mapFiles, let mapped = file.mapped(), offset + segmentOffset + UInt64(want) <= UInt64(mapped.count) {
+                    // Encrypted straight out of the page cache (blobs are immutable, see SharedFile.mapped()).
+                    if segmentOffset == 0 { mappedReleaseFrom = offset }
+                    let start = Int(offset + segmentOffset)
+                    writePlain(UnsafeRawBufferPointer(rebasing: mapped[start..<start + want]))
+                    segmentOffset += UInt64(want)
+                    // Pages sent leave the resident set (a served package must not count as our memory).
+                    let position = offset + segmentOffset
+                    if segmentOffset == segment.length || position - mappedReleaseFrom >= mappedReleaseBytes {
+                        file.releaseMappedPages(from: mappedReleaseFrom, to: position)
+                        mappedReleaseFrom = position
+                    }
+                    if phase == .closed { return false }
+                    continue
+                }
                 let buffer = loop.fileBuffer
-                let want = Int(min(remaining, UInt64(buffer.count)))
                 var got = 0
                 while got < want {
                     let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[got..<want])
@@ -501,6 +547,7 @@ final class Connection: EventHandler {
                     }
                     chunk.withUnsafeBytes { writePlain($0) }
                     segmentOffset += UInt64(chunk.count)
+                    stepBudget -= chunk.count
                     continue
                 }
                 if streamPulling { return false }
@@ -571,7 +618,7 @@ final class Connection: EventHandler {
 
     private func startLingeringClose() {
         engine.close()
-        if engine.pendingOutputCount > 0 && writable { flush() }
+        if collectDirectWrites(), engine.pendingOutputCount > 0 && writable { flush() }
         if phase == .closed { return }
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
         phase = .lingering
@@ -677,12 +724,16 @@ final class Connection: EventHandler {
         if let reason { server.logger.debug("connection closed", [("client.address", peerAddress), ("reason", reason)]) }
         let wasSending = phase == .sending || phase == .handling
         phase = .closed
+        if segmentIndex < segments.count, case .file(let file, let offset, _) = segments[segmentIndex], segmentOffset > 0 {
+            file.releaseMappedPages(from: mappedReleaseFrom, to: offset + segmentOffset)
+        }
         if wasSending { cancelStreams(Array(segments[segmentIndex...])) }
         segments = []
         streamChunk = nil
         if let timer { loop.eventLoop.cancel(timer) }
         timer = nil
         if let token { loop.eventLoop.deregister(fd: fd, token: token) }
+        engine.attachSocket(-1)  // the descriptor number may be reused by the next accept
         Socket.close(fd)
         server.counters.open.subtract(1, ordering: .relaxed)
         loop.connections[ObjectIdentifier(self)] = nil

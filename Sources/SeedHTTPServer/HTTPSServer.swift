@@ -128,6 +128,38 @@ let bodyChunkBytes = 16 * 1024
 /// of it inside 32 KiB: 16,384 bytes plus at most 29 bytes of record overhead).
 let bodyRefillBelowBytes = 16 * 1024 - 64
 
+/// How response bodies move through TLS. Defaults are what measured best (large downloads, interleaved A/B): records are
+/// written straight to the socket (TLSEngine.attachSocket) from a read-only mapping of the blob, one record per
+/// SSL_write, up to `stepBytes` per step while the socket takes them; a record the socket refuses stays queued and
+/// nothing more is encrypted until it is gone (so a slow client holds at most one record of ciphertext).
+/// Development aids, read once at start: SEED_DIRECT_WRITE=0 (queue every record, flush per step),
+/// SEED_MMAP=0 (pread into the loop's buffer), SEED_BODY_CHUNK, SEED_REFILL_BELOW, SEED_STEP_BYTES (bytes).
+struct BodyTuning: Sendable {
+    /// Plaintext per SSL_write.
+    var chunkBytes: Int
+    /// More body is encrypted only while at most this much ciphertext waits in the queue.
+    var refillBelowBytes: Int
+    /// Plaintext one pump step moves before it hands the turn back to the loop.
+    var stepBytes: Int
+    var directWrites: Bool
+    var mapFiles: Bool
+
+    static let current: BodyTuning = {
+        func env(_ k: String) -> String? { getenv(k).map { String(cString: $0) } }
+        let direct = env("SEED_DIRECT_WRITE") != "0"
+        let chunk = max(1024, env("SEED_BODY_CHUNK").flatMap { Int($0) } ?? bodyChunkBytes)
+        return BodyTuning(
+            chunkBytes: chunk,
+            refillBelowBytes: env("SEED_REFILL_BELOW").flatMap { Int($0) } ?? (direct ? 0 : bodyRefillBelowBytes),
+            stepBytes: max(chunk, env("SEED_STEP_BYTES").flatMap { Int($0) } ?? 64 * 1024),
+            directWrites: direct,
+            mapFiles: env("SEED_MMAP") != "0")
+    }()
+}
+let bodyTuning = BodyTuning.current
+/// A connection serving a mapped file releases the pages behind it at least this often.
+let mappedReleaseBytes: UInt64 = 1 << 20
+
 /// Loop-confined state of one event loop: its listeners, connections and scratch buffers.
 final class ServerLoop: @unchecked Sendable {
     let eventLoop: EventLoop
@@ -142,7 +174,7 @@ final class ServerLoop: @unchecked Sendable {
     let plainBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
     /// File body bytes on their way into a TLS engine: read and encrypted in one step, so no connection
     /// keeps plaintext of its own between writes (1,000 slow downloads must not hold 1,000 buffers).
-    let fileBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bodyChunkBytes, alignment: 16)
+    let fileBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bodyChunkBytes, bodyTuning.chunkBytes), alignment: 16)
     /// Response heads (and small bodies coalesced with them) are encoded here.
     var headBuffer: [UInt8] = []
     private var dateSecond = -1

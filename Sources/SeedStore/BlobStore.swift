@@ -35,6 +35,7 @@ public final class BlobStore: Sendable {
     }
     private let state = Mutex(State())
     private let hashes = Atomic<Int>(0)
+    private let forgotten = Atomic<Int>(0)
     /// Striped locks serializing the open-and-verify of one blob (see `openVerified`).
     private let verificationLocks: [NSLock] = (0..<64).map { _ in NSLock() }
 
@@ -264,7 +265,12 @@ public final class BlobStore: Sendable {
             s.marks[hex] = nil
             s.open[hex] = nil
         }
+        forgotten.add(1, ordering: .releasing)
     }
+
+    /// Goes up whenever a blob is forgotten (quarantined, removed by gc): callers holding verified open
+    /// blobs from before must check them again through `openVerified`.
+    public var generation: Int { forgotten.load(ordering: .acquiring) }
 
     func remove(_ hex: String, method: UInt16) throws(StoreError) {
         try removeFile(path(of: hex, method: method))

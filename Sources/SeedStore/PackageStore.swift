@@ -125,7 +125,7 @@ public final class PackageStore: Sendable {
     public let blobs: BlobStore
     private let writeLock = Mutex(0)
     private let manifestCache = Mutex([String: Manifest]())
-    private let layoutCache = Mutex([String: ZipLayoutBuilder]())
+    private let preparedCache = Mutex([String: PreparedEntry]())
 
     var manifestsDir: String { root + "/manifests" }
     var currentDir: String { root + "/current" }
@@ -466,11 +466,56 @@ public final class PackageStore: Sendable {
         var files: [SharedFile]
     }
 
+    /// A manifest's verified open blobs as they were when verified (device, inode, size, mtime of each
+    /// descriptor) and the blob store generation then.
+    private struct PreparedEntry {
+        var prepared: Prepared
+        var paths: [String]
+        var identities: [FileIdentity]
+        var generation: Int
+    }
+
+    private struct FileIdentity: Equatable {
+        var device: UInt64, inode: UInt64, size: Int64, mtimeSec: Int, mtimeNsec: Int
+        init(_ st: stat) {
+            device = UInt64(st.st_dev)
+            inode = UInt64(st.st_ino)
+            size = Int64(st.st_size)
+            mtimeSec = st.st_mtim.tv_sec
+            mtimeNsec = st.st_mtim.tv_nsec
+        }
+        init?(descriptor fd: CInt) {
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { return nil }
+            self.init(st)
+        }
+        init?(path: String) {
+            var st = stat()
+            guard stat(path, &st) == 0 else { return nil }
+            self.init(st)
+        }
+    }
+
     /// The package part of every plan of a manifest: verified open blobs and their headers.
-    /// Blobs are checked on every call (cheap once verified: one stat each); the headers are cached.
+    /// The first plan of a manifest opens and verifies every blob (`openVerified`: hashed once per process
+    /// unless written by this process). Later plans reuse the same descriptors and headers after one
+    /// `stat` of each blob's path (kept from the first plan, no per-request path building or lookups):
+    /// a blob file changed in place (size, mtime), replaced (another inode) or gone, or any blob the
+    /// store forgot since (quarantine, gc), sends the plan back through `openVerified`.
     private func prepare(_ manifest: Manifest, digest: String) throws(StoreError) -> Prepared {
+        let generation = blobs.generation
+        if let hit = preparedCache.withLock({ $0[digest] }), hit.generation == generation,
+            hit.paths.count == hit.identities.count,
+            zip(hit.paths, hit.identities).allSatisfy({ FileIdentity(path: $0.0) == $0.1 })
+        {
+            return hit.prepared
+        }
         var files: [SharedFile] = []
+        var paths: [String] = []
+        var identities: [FileIdentity] = []
         files.reserveCapacity(manifest.members.count)
+        paths.reserveCapacity(manifest.members.count)
+        identities.reserveCapacity(manifest.members.count)
         for m in manifest.members {
             let (file, facts) = try blobs.openVerified(m.blob, method: m.method)
             guard facts.storedSize == m.compressedSize, facts.contentSize == m.size, facts.crc32 == m.crc32 else {
@@ -480,27 +525,40 @@ public final class PackageStore: Sendable {
                     ),
                     subject: m.blob)
             }
+            let path = blobs.path(of: m.blob, method: m.method)
+            // The identity of the verified descriptor: a path that points elsewhere later fails the check.
+            guard let id = FileIdentity(descriptor: file.rawValue) else {
+                throw StoreError(.io(.current("fstat", path: path)), subject: m.blob)
+            }
             files.append(file)
+            paths.append(path)
+            identities.append(id)
         }
-        if let b = layoutCache.withLock({ $0[digest] }) { return Prepared(builder: b, files: files) }
-        var builder = ZipLayoutBuilder()
-        for m in manifest.members {
-            do {
-                try builder.add(
-                    ZipPlanMember(
-                        name: m.path, method: m.method, crc32: m.crc32, compressedSize: m.compressedSize,
-                        uncompressedSize: m.size, dosTime: m.dosTime, dosDate: m.dosDate,
-                        externalAttributes: m.externalAttributes, versionMadeBy: m.versionMadeBy))
-            } catch {
-                throw StoreError(.badArchive(error), subject: "assembly of \(manifest.key) \(manifest.version)")
+        var builder: ZipLayoutBuilder
+        if let b = preparedCache.withLock({ $0[digest]?.prepared.builder }) {
+            builder = b
+        } else {
+            builder = ZipLayoutBuilder()
+            for m in manifest.members {
+                do {
+                    try builder.add(
+                        ZipPlanMember(
+                            name: m.path, method: m.method, crc32: m.crc32, compressedSize: m.compressedSize,
+                            uncompressedSize: m.size, dosTime: m.dosTime, dosDate: m.dosDate,
+                            externalAttributes: m.externalAttributes, versionMadeBy: m.versionMadeBy))
+                } catch {
+                    throw StoreError(.badArchive(error), subject: "assembly of \(manifest.key) \(manifest.version)")
+                }
             }
         }
-        layoutCache.withLock { [builder] c in
+        let prepared = Prepared(builder: builder, files: files)
+        let entry = PreparedEntry(prepared: prepared, paths: paths, identities: identities, generation: generation)
+        preparedCache.withLock { c in
             // A handful of versions are live at once; past that, start over rather than grow.
             if c.count >= 64 { c.removeAll() }
-            c[digest] = builder
+            c[digest] = entry
         }
-        return Prepared(builder: builder, files: files)
+        return prepared
     }
 
     // MARK: Maintenance

@@ -100,7 +100,7 @@ nonisolated(unsafe) private let engineBIOMethod: OpaquePointer = {
     _ = BIO_meth_set_write_ex(method) { bio, data, length, written in
         guard let bio, let data, let raw = BIO_get_data(bio) else { return 0 }
         let engine = Unmanaged<TLSEngine>.fromOpaque(raw).takeUnretainedValue()
-        engine.output.append(data, count: length)
+        engine.emit(data, count: length)
         written?.pointee = length
         return 1
     }
@@ -140,6 +140,15 @@ public final class TLSEngine {
     private let ssl: OpaquePointer
     private let keepAlive: AnyObject  // the context outlives every SSL made from it
     fileprivate var output = ByteQueue()
+    /// With a socket attached (`attachSocket`), records go straight to it while nothing is queued.
+    private var directFD: CInt = -1
+    /// Whether the attached socket may take more bytes; cleared when a direct write meets EAGAIN, set again
+    /// by the owner when the socket reports it is writable. While false, records are queued.
+    public var socketWritable = true
+    /// Ciphertext written straight to the socket since the last `takeDirectWriteReport()`.
+    private var directWritten = 0
+    /// The errno of a failed direct write (the socket is then broken; later records are dropped), or 0.
+    public private(set) var directWriteErrno: Int32 = 0
     private var stash = ByteQueue()
     private var borrowed: UnsafeRawBufferPointer?
     private var borrowedOffset = 0
@@ -295,6 +304,48 @@ public final class TLSEngine {
     }
 
     // MARK: ciphertext out
+
+    /// Lets records go straight to `fd` (a non-blocking stream socket owned by the caller) whenever nothing is
+    /// queued and `socketWritable` is true: one copy less than queueing them. What the socket does not take
+    /// (EAGAIN or a short write) is queued in order and `socketWritable` turns false; the caller flushes the
+    /// queue with `withPendingOutput` as before. A failed write sets `directWriteErrno` and drops the rest.
+    /// `-1` detaches: records are queued again.
+    public func attachSocket(_ fd: CInt) {
+        directFD = fd
+    }
+
+    /// Bytes written straight to the socket since the last call (and resets the count).
+    public func takeDirectWriteCount() -> Int {
+        defer { directWritten = 0 }
+        return directWritten
+    }
+
+    /// Where one record of ciphertext goes: the socket when it can take it in order, else the queue.
+    fileprivate func emit(_ data: UnsafeRawPointer, count length: Int) {
+        guard directFD >= 0, output.isEmpty, socketWritable else {
+            if directWriteErrno == 0 { output.append(data, count: length) }
+            return
+        }
+        var sent = 0
+        while sent < length {
+            let n = send(directFD, data + sent, length - sent, Int32(MSG_NOSIGNAL))
+            if n > 0 {
+                sent += n
+                continue
+            }
+            let e = errno
+            if n < 0 && e == EINTR { continue }
+            if n == 0 || e == EAGAIN || e == EWOULDBLOCK {
+                socketWritable = false
+                break
+            }
+            directWriteErrno = e
+            directWritten += sent
+            return
+        }
+        directWritten += sent
+        if sent < length { output.append(data + sent, count: length - sent) }
+    }
 
     public var pendingOutputCount: Int { output.count }
 

@@ -328,6 +328,55 @@ let license = (name: "thor-lic-ws01.lic", bytes: Array("-----BEGIN THOR LICENSE-
     }
 }
 
+/// Plans after the first reuse the verified descriptors; a blob changed in place (same inode) after that,
+/// or one the store forgot (quarantine), still sends the next plan back through verification.
+@Test func repeatedPlansReuseVerifiedBlobsButSeeInPlaceChanges() async throws {
+    try await withTemporaryDirectory { dir in
+        let pkg = try PackageFixture(in: dir, name: "p", seed: 1, bigBinaries: false)
+        let root = dir + "/cache"
+        let license = (name: "thor-lic-host.lic", bytes: Array("LIC".utf8))
+        let key: PackageKey
+        do { key = try PackageStore(root: root).importZip(path: pkg.zip, product: "thor10", os: "linux", arch: "amd64").key }
+        let store = try PackageStore(root: root)
+        let manifest = try #require(try store.currentManifest(key))
+        let first = try store.plan(manifest: manifest, extraMembers: [license], modifiedTime: stamp)
+        let distinct = Set(manifest.members.map(\.blob)).count
+        #expect(store.blobs.verificationHashCount == distinct)
+        let clock = ContinuousClock()
+        let started = clock.now
+        for _ in 0..<200 {
+            let again = try store.plan(manifest: manifest, extraMembers: [license], modifiedTime: stamp)
+            #expect(again.etag == first.etag && again.contentLength == first.contentLength)
+        }
+        print("200 repeated plans of \(manifest.members.count) members: \(clock.now - started) (debug build)")
+        #expect(store.blobs.verificationHashCount == distinct)
+        #expect(try materialize(store.plan(manifest: manifest, extraMembers: [license], modifiedTime: stamp)) == materialize(first))
+
+        // Same inode, one byte changed in place: the size stays, the mtime moves.
+        let member = try #require(manifest.members.first { $0.path == "thor64.exe" })
+        let path = store.blobs.path(of: member.blob, method: member.method)
+        let fd = open(path, O_RDWR)
+        #expect(fd >= 0)
+        var byte: UInt8 = 0
+        #expect(pread(fd, &byte, 1, 100) == 1)
+        byte ^= 0x20
+        var later = [timespec(tv_sec: 2_000_000_000, tv_nsec: 0), timespec(tv_sec: 2_000_000_000, tv_nsec: 0)]
+        #expect(pwrite(fd, &byte, 1, 100) == 1)
+        #expect(futimens(fd, &later) == 0)
+        close(fd)
+        do throws(StoreError) {
+            _ = try store.plan(manifest: manifest, extraMembers: [license], modifiedTime: stamp)
+            Issue.record("a plan was returned over a blob changed in place")
+        } catch {
+            guard case .digestMismatch = error.kind else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+            #expect(error.subject == member.blob)
+        }
+    }
+}
+
 @Test func crashBetweenWriteAndRenameLeavesNoVisibleBlob() async throws {
     try await withTemporaryDirectory { dir in
         let pkg = try PackageFixture(in: dir, name: "p", seed: 1, bigBinaries: false)
