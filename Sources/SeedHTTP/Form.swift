@@ -87,29 +87,47 @@ public func redactTokens(inTarget target: String) -> String {
     var target = target
     return target.withUTF8 { u -> String? in
         guard let q = u.firstIndex(of: UInt8(ascii: "?")) else { return nil }
-        var out: [UInt8]?
-        var i = q + 1
-        var copied = 0  // bytes of `u` already in `out`
-        while i <= u.count {
-            var end = i
-            while end < u.count && u[end] != UInt8(ascii: "&") { end += 1 }
-            var eq = i
-            while eq < end && u[eq] != UInt8(ascii: "=") { eq += 1 }
-            if eq < end, isTokenName(UnsafeBufferPointer(rebasing: u[i..<eq])) {
-                if out == nil {
-                    out = []
-                    out!.reserveCapacity(u.count + 8)
+        // First pass: the length of the answer (each redacted value becomes `REDACTED`); none, no copy.
+        var length = u.count
+        var redacted = 0
+        forEachTokenValue(u, after: q) { start, end in
+            length += 8 - (end - start)
+            redacted += 1
+        }
+        if redacted == 0 { return nil }
+        // Second pass: written straight into the String's storage (one allocation).
+        return String(unsafeUninitializedCapacity: length) { out in
+            var written = 0
+            var copied = 0  // bytes of `u` already copied
+            func copy(_ from: Int, _ to: Int) {
+                for i in from..<to { out[written + i - from] = u[i] }
+                written += to - from
+            }
+            forEachTokenValue(u, after: q) { start, end in
+                copy(copied, start)
+                for b in "REDACTED".utf8 {
+                    out[written] = b
+                    written += 1
                 }
-                out!.append(contentsOf: UnsafeBufferPointer(rebasing: u[copied...eq]))
-                out!.append(contentsOf: "REDACTED".utf8)
                 copied = end
             }
-            i = end + 1
+            copy(copied, u.count)
+            return written
         }
-        guard var o = out else { return nil }
-        o.append(contentsOf: UnsafeBufferPointer(rebasing: u[copied..<u.count]))
-        return String(decoding: o, as: UTF8.self)
     } ?? target
+}
+
+/// Calls `body` with the byte range of each `token` value (pairs after the `?` at `q`), in order.
+private func forEachTokenValue(_ u: UnsafeBufferPointer<UInt8>, after q: Int, _ body: (Int, Int) -> Void) {
+    var i = q + 1
+    while i <= u.count {
+        var end = i
+        while end < u.count && u[end] != UInt8(ascii: "&") { end += 1 }
+        var eq = i
+        while eq < end && u[eq] != UInt8(ascii: "=") { eq += 1 }
+        if eq < end, isTokenName(UnsafeBufferPointer(rebasing: u[i..<eq])) { body(eq + 1, end) }
+        i = end + 1
+    }
 }
 
 /// Whether a raw (encoded) form name decodes to `token` in any case; plain ASCII names without escapes are

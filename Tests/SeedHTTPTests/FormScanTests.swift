@@ -89,3 +89,44 @@ func scanningMatchesTheDecoder(_ input: String) {
         #expect(ours == (String(validating: s, as: UTF8.self) != nil), "\(s)")
     }
 }
+
+/// The two-pass `redactTokens` against the array-building version it replaced, on generated targets.
+@Test func redactionMatchesTheArrayVersion() {
+    func legacy(_ target: String) -> String {
+        let u = Array(target.utf8)
+        guard let q = u.firstIndex(of: UInt8(ascii: "?")) else { return target }
+        var out: [UInt8]?
+        var i = q + 1
+        var copied = 0
+        while i <= u.count {
+            var end = i
+            while end < u.count && u[end] != UInt8(ascii: "&") { end += 1 }
+            var eq = i
+            while eq < end && u[eq] != UInt8(ascii: "=") { eq += 1 }
+            let rawName = String(decoding: u[i..<eq], as: UTF8.self)
+            let name = (percentDecode(rawName[...], plusAsSpace: true) ?? rawName).lowercased()
+            if eq < end, name == "token" {
+                if out == nil { out = [] }
+                out!.append(contentsOf: u[copied...eq])
+                out!.append(contentsOf: "REDACTED".utf8)
+                copied = end
+            }
+            i = end + 1
+        }
+        guard var o = out else { return target }
+        o.append(contentsOf: u[copied..<u.count])
+        return String(decoding: o, as: UTF8.self)
+    }
+    let pieces = ["/p", "?", "token", "TOKEN", "%74oken", "=", "&", "abc", "", "x", "é", "%zz", "+"]
+    var state: UInt64 = 99
+    func next() -> Int {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return Int(truncatingIfNeeded: state >> 33)
+    }
+    for _ in 0..<3000 {
+        var s = ""
+        for _ in 0..<(next() % 12) { s += pieces[next() % pieces.count] }
+        #expect(redactTokens(inTarget: s) == legacy(s), "\(s.debugDescription)")
+    }
+    #expect(redactTokens(inTarget: "/x?token=abc&a=1&Token=") == "/x?token=REDACTED&a=1&Token=REDACTED")
+}
