@@ -172,7 +172,9 @@ public struct RequestParser {
         while buf[lineEnd] != 0x0D || buf[lineEnd + 1] != 0x0A { lineEnd += 1 }
         let (method, target, minor) = try parseRequestLine(buf, 0..<lineEnd, limits)
 
-        var headers = HTTPHeaders()
+        // Room for a typical head's fields up front (no regrowth at 1, 2, 4 and 8 fields).
+        var fields: [(name: String, value: String)] = []
+        fields.reserveCapacity(12)
         var contentLength: Int?
         var contentLengthCount = 0
         var transferEncoding: [String] = []
@@ -202,7 +204,7 @@ public struct RequestParser {
             default:
                 break
             }
-            headers.add(name, value)
+            fields.append((name, value))
             p = e + 2
         }
 
@@ -256,7 +258,7 @@ public struct RequestParser {
         }
 
         let request = HTTPRequest(
-            parsedMethod: method, target: target, versionMinor: minor, headers: headers, keepAlive: keepAlive)
+            parsedMethod: method, target: target, versionMinor: minor, headers: HTTPHeaders(fields), keepAlive: keepAlive)
         return (request, framing, expectsContinue)
     }
 
