@@ -111,7 +111,7 @@ extension TransportServerTests {
             print("a stalled download costs \(perConnection) KiB of server RSS")
             // The SSL object (~15 KiB), the 32 KiB queue, the connection: well under 64 KiB. A 256 KiB buffer per
             // connection breaks the bound.
-            #expect(perConnection < 96, "\(perConnection) KiB per stalled download")
+            #expect(!TestBudget.checksMemory || perConnection < 96, "\(perConnection) KiB per stalled download")
             try input.fileHandleForWriting.close()
             process.waitUntilExit()
             try output.fileHandleForReading.close()

@@ -318,7 +318,7 @@ import Testing
             #expect(digest == file.sha256)
             let growth = peak.withLock { $0 } - before
             print("200 MB download to a stalling client grew RSS by \(growth) KiB (from \(before) KiB)")
-            #expect(growth < 10 * 1024, "server RSS grew by \(growth) KiB")
+            #expect(!TestBudget.checksMemory || growth < 10 * 1024, "server RSS grew by \(growth) KiB")
         }
     }
 
