@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "SeedHTTPTests", dependencies: ["SeedHTTP"], swiftSettings: strict),
         .testTarget(name: "SeedZipTests", dependencies: ["SeedZip", "SeedCompression", "SeedTestSupport"], swiftSettings: strict),
         .testTarget(name: "SeedTLSTests", dependencies: ["SeedTLS", "SeedTestSupport"], swiftSettings: strict),
-        .testTarget(name: "SeedStoreTests", dependencies: ["SeedStore", "SeedZip", "SeedTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SeedStoreTests", dependencies: ["SeedStore", "SeedZip", "SeedCompression", "SeedTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SeedLicensingTests",
             dependencies: ["SeedLicensing", "SeedLedger", "SeedTestSupport"],

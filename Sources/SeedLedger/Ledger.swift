@@ -5,22 +5,60 @@ public import SeedLicensing
 /// The SQLite ledger behind the LicenseDesk: hosts, licenses, intents and outcomes, quota counters,
 /// offline pool, pending hosts and a small `meta` table (the audit chain head). See docs/design.md.
 ///
-/// WAL, `synchronous=FULL` (a committed intent survives power loss), busy timeout 5 s. One process owns
+/// WAL, `synchronous=FULL` (a committed intent survives power loss), busy timeout 5 s. The WAL stays small:
+/// SQLite checkpoints it every `walAutocheckpointPages` pages, a reset WAL is cut back to
+/// `journalSizeLimitBytes`, and once the ledger has been idle for `idleCheckpointSeconds` after a write
+/// (and on `close()`) a TRUNCATE checkpoint empties it. Checkpoints never skip an fsync. One process owns
 /// a ledger at a time (an exclusive `flock` on `PATH.lock`); a read-only open skips the lock. Calls are
 /// serialized by a lock and block the caller: call from a worker or the desk, never an event loop.
 public final class Ledger: LicenseLedger, @unchecked Sendable {
     /// The schema this build writes. Migrations take older files up to it.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
+    /// The oldest schema this build can read without migrating it (a read-only open does not migrate):
+    /// schema 2 changed only storage (a WITHOUT ROWID hosts table, a partial intents index), not columns.
+    public static let oldestReadableSchema = 1
+
+    /// SQLite's automatic (PASSIVE) checkpoint runs once the WAL holds this many pages (4 KiB each):
+    /// 512 KiB instead of SQLite's 4 MiB default (a checkpoint per ~100 license issues: one more fsync).
+    public static let walAutocheckpointPages = 128
+    /// A WAL that a checkpoint reset is truncated to at most this size (SQLite keeps it otherwise).
+    public static let journalSizeLimitBytes = 512 << 10
+    /// Default quiet time after the last write before the idle TRUNCATE checkpoint.
+    public static let defaultIdleCheckpointSeconds = 2.0
 
     private let db: Database
     private let lock = NSLock()
     private let lockFD: Int32
     public let path: String
     public let readOnly: Bool
+    private let idleCheckpointSeconds: Double?
+    // Guarded by `lock`.
+    private var lastWriteNanos: UInt64 = 0
+    private var idleCheckpointScheduled = false
+    private var closed = false
+    private var stats = LedgerCheckpointStats()
+    private static let checkpointQueue = DispatchQueue(label: "seed-ledger-checkpoint", qos: .utility)
 
     /// Opens (creating when absent, unless read-only) and migrates a ledger. Fails with one sentence:
     /// "locked by another process", "not a SeedMirror ledger or corrupt: …", or "written by a newer SeedMirror".
-    public static func open(path: String, readOnly: Bool = false) throws(LedgerError) -> Ledger {
+    ///
+    /// `idleCheckpointSeconds`: quiet time after a write before the WAL is checkpointed and truncated (nil:
+    /// never on a timer; `close()` and SQLite's own checkpoints still run). Ignored when read-only.
+    public static func open(
+        path: String, readOnly: Bool = false, idleCheckpointSeconds: Double? = Ledger.defaultIdleCheckpointSeconds
+    ) throws(LedgerError) -> Ledger {
+        try open(path: path, readOnly: readOnly, idleCheckpointSeconds: idleCheckpointSeconds, schema: schemaVersion)
+    }
+
+    /// Test seam: opens read-write and migrates only up to `schema` (≤ `schemaVersion`), as an older
+    /// SeedMirror would have left the file: tests upgrade such files.
+    public static func openForTests(path: String, migratingTo schema: Int) throws(LedgerError) -> Ledger {
+        try open(path: path, readOnly: false, idleCheckpointSeconds: nil, schema: min(schema, schemaVersion))
+    }
+
+    private static func open(path: String, readOnly: Bool, idleCheckpointSeconds: Double?, schema: Int)
+        throws(LedgerError) -> Ledger
+    {
         var fd: Int32 = -1
         if !readOnly {
             fd = Glibc.open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -47,8 +85,10 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         }
         do {
             let db = try Database(path: path, readOnly: readOnly)
-            let ledger = Ledger(db: db, lockFD: fd, path: path, readOnly: readOnly)
-            try ledger.prepareSchema()
+            let ledger = Ledger(
+                db: db, lockFD: fd, path: path, readOnly: readOnly,
+                idleCheckpointSeconds: readOnly ? nil : idleCheckpointSeconds)
+            try ledger.prepareSchema(target: schema)
             return ledger
         } catch {
             if fd >= 0 { Glibc.close(fd) }
@@ -56,11 +96,12 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         }
     }
 
-    private init(db: Database, lockFD: Int32, path: String, readOnly: Bool) {
+    private init(db: Database, lockFD: Int32, path: String, readOnly: Bool, idleCheckpointSeconds: Double?) {
         self.db = db
         self.lockFD = lockFD
         self.path = path
         self.readOnly = readOnly
+        self.idleCheckpointSeconds = idleCheckpointSeconds
     }
 
     deinit {
@@ -71,7 +112,105 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
     private func locked<T>(_ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
         lock.lock()
         defer { lock.unlock() }
+        guard !closed else { throw LedgerError(.io, path: path, "the ledger is closed") }
+        let before = db.totalChanges
+        defer { if db.totalChanges != before { noteWriteLocked() } }
         return try body()
+    }
+
+    // MARK: - WAL checkpoints
+
+    private static func uptimeNanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// After a write: (re)arm the idle checkpoint. Caller holds `lock`.
+    private func noteWriteLocked() {
+        stats.walBytesHighWater = max(stats.walBytesHighWater, walBytes())
+        guard let delay = idleCheckpointSeconds else { return }
+        lastWriteNanos = Self.uptimeNanos()
+        if !idleCheckpointScheduled {
+            idleCheckpointScheduled = true
+            scheduleIdleCheck(after: delay)
+        }
+    }
+
+    private func scheduleIdleCheck(after seconds: Double) {
+        Self.checkpointQueue.asyncAfter(deadline: .now() + max(seconds, 0.001)) { [weak self] in
+            self?.idleCheck()
+        }
+    }
+
+    /// Runs on the checkpoint queue: checkpoints when no write came for the idle time, else waits on.
+    private func idleCheck() {
+        guard let delay = idleCheckpointSeconds else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        guard !closed else { return }
+        let quiet = Double(Self.uptimeNanos() &- lastWriteNanos) / 1e9
+        if quiet < delay {
+            scheduleIdleCheck(after: delay - quiet)
+            return
+        }
+        idleCheckpointScheduled = false
+        // Request threads may be waiting on `lock`: a busy database (another process reading) is left for
+        // the next idle period rather than waited for.
+        _ = try? checkpointLocked(busyTimeoutMilliseconds: 50, idle: true)
+    }
+
+    /// Caller holds `lock`. Copies the WAL into the database (fsynced, as every checkpoint under
+    /// `synchronous=FULL`) and truncates it to zero bytes; nil when another connection kept it busy.
+    private func checkpointLocked(busyTimeoutMilliseconds: Int32, idle: Bool) throws(LedgerError) -> LedgerCheckpoint?
+    {
+        let walBefore = walBytes()
+        let t0 = Self.uptimeNanos()
+        db.setBusyTimeout(milliseconds: busyTimeoutMilliseconds)
+        defer { db.setBusyTimeout(milliseconds: 5000) }
+        guard try db.checkpointTruncate() != nil else {
+            stats.busy += 1
+            return nil
+        }
+        let r = LedgerCheckpoint(
+            walBytesBefore: walBefore, walBytesAfter: walBytes(), seconds: Double(Self.uptimeNanos() &- t0) / 1e9)
+        stats.count += 1
+        if idle { stats.idleCount += 1 }
+        stats.totalSeconds += r.seconds
+        stats.maxSeconds = max(stats.maxSeconds, r.seconds)
+        return r
+    }
+
+    /// Bytes of the `-wal` file now (0 when absent).
+    public func walBytes() -> Int {
+        var st = stat()
+        return stat(path + "-wal", &st) == 0 ? Int(st.st_size) : 0
+    }
+
+    /// Checkpoints now and truncates the WAL (what the idle timer does). Nil when another process's
+    /// connection kept the WAL busy for `busyTimeoutMilliseconds`. A read-only ledger has nothing to do.
+    @discardableResult
+    public func checkpoint(busyTimeoutMilliseconds: Int32 = 5000) throws(LedgerError) -> LedgerCheckpoint? {
+        guard !readOnly else { return nil }
+        lock.lock()
+        defer { lock.unlock() }
+        guard !closed else { return nil }
+        return try checkpointLocked(busyTimeoutMilliseconds: busyTimeoutMilliseconds, idle: false)
+    }
+
+    /// What the checkpoints of this ledger did since it opened.
+    public var checkpointStats: LedgerCheckpointStats {
+        lock.lock()
+        defer { lock.unlock() }
+        return stats
+    }
+
+    /// Clean close: a final TRUNCATE checkpoint (the WAL ends empty) and the database connection closes
+    /// (SQLite then removes the `-wal` and `-shm` files). Later calls fail with "the ledger is closed".
+    /// The process lock is released when the Ledger is freed.
+    public func close() throws(LedgerError) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !closed else { return }
+        if !readOnly { _ = try checkpointLocked(busyTimeoutMilliseconds: 5000, idle: false) }
+        closed = true
+        db.close()
     }
 
     // MARK: - Schema
@@ -99,10 +238,28 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         CREATE TABLE pending_hosts(host_key TEXT NOT NULL, type TEXT NOT NULL, first_asked REAL NOT NULL,
           last_asked REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY(host_key, type));
         INSERT INTO schema_version(version) VALUES (0);
+        """,
+        // 1 → 2: storage only, same columns. `hosts` keyed by its text key without a rowid (the rowid table
+        // kept every key twice: in the row and in its primary-key index), and the intents index covers only
+        // unsettled intents (the few the startup and admin queries look for) instead of every issued one.
+        // A served pool license's bytes live on in its `licenses` row: the used pool row drops its copy.
         """
+        CREATE TABLE hosts_v2(key TEXT PRIMARY KEY, aliases TEXT NOT NULL DEFAULT '', first_address TEXT,
+          last_address TEXT, first_seen REAL NOT NULL, last_seen REAL NOT NULL) WITHOUT ROWID;
+        INSERT INTO hosts_v2(key, aliases, first_address, last_address, first_seen, last_seen)
+          SELECT key, aliases, first_address, last_address, first_seen, last_seen FROM hosts;
+        DROP TABLE hosts;
+        ALTER TABLE hosts_v2 RENAME TO hosts;
+        DROP INDEX intents_by_state;
+        CREATE INDEX intents_unsettled ON intents(state) WHERE \(Ledger.unsettled);
+        UPDATE pool SET bytes = X'' WHERE used_at IS NOT NULL;
+        """,
     ]
 
-    private func prepareSchema() throws(LedgerError) {
+    /// The partial index's condition; a query that repeats it verbatim can use `intents_unsettled`.
+    static let unsettled = "state IN ('pending', 'unknown')"
+
+    private func prepareSchema(target: Int) throws(LedgerError) {
         try db.execute("PRAGMA busy_timeout = 5000")
         // The first read of the file: a non-database or damaged header fails here (SQLITE_NOTADB).
         let tables = Set(
@@ -121,14 +278,17 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
             throw LedgerError(.newerSchema(found: version, supported: Ledger.schemaVersion), path: path, "")
         }
         if readOnly {
-            guard version == Ledger.schemaVersion else {
+            guard version >= Ledger.oldestReadableSchema else {
                 throw LedgerError(.io, path: path, "schema \(version) needs a migration; open it read-write first")
             }
             return
         }
         try db.execute("PRAGMA journal_mode = WAL")
         try db.execute("PRAGMA synchronous = FULL")
-        while version < Ledger.schemaVersion {
+        try db.execute("PRAGMA wal_autocheckpoint = \(Ledger.walAutocheckpointPages)")
+        try db.execute("PRAGMA journal_size_limit = \(Ledger.journalSizeLimitBytes)")
+        let migrated = version < target
+        while version < target {
             let sql = Ledger.migrations[version]
             let next = version + 1
             try db.transaction { () throws(LedgerError) in
@@ -136,6 +296,20 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
                 try db.execute("UPDATE schema_version SET version = \(next)")
             }
             version = next
+        }
+        if migrated {
+            // Rebuilt tables leave their old pages free inside the file; a one-time VACUUM gives them back
+            // (a rewrite through the WAL: seconds for a ledger of 100,000 hosts), and the TRUNCATE
+            // checkpoint then empties the WAL it filled.
+            try db.execute("VACUUM")
+            _ = try db.checkpointTruncate()
+        }
+    }
+
+    /// Pages inside the file that hold nothing (SQLite reuses them before growing the file).
+    public func freePageCount() throws(LedgerError) -> Int {
+        try locked { () throws(LedgerError) in
+            Int(try db.prepare("PRAGMA freelist_count").rows { $0.int(0) }.first ?? 0)
         }
     }
 
@@ -151,6 +325,20 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         try locked { () throws(LedgerError) in
             Int(try db.prepare("SELECT version FROM schema_version").rows { $0.int(0) }.first ?? 0)
         }
+    }
+
+    /// Test seam: the file's tables and indexes (SQLite's automatic ones included) as `type name` lines, sorted.
+    public func schemaObjectsForTests() throws(LedgerError) -> [String] {
+        try locked { () throws(LedgerError) in
+            try db.prepare(
+                "SELECT type || ' ' || name || IIF(sql LIKE '%WITHOUT ROWID%', ' without-rowid', '') FROM sqlite_master ORDER BY 1"
+            ).rows { $0.text(0) ?? "" }
+        }
+    }
+
+    /// Test seam: runs SQL as is (to leave a file as an older SeedMirror would have written it).
+    public func executeForTests(_ sql: String) throws(LedgerError) {
+        try locked { () throws(LedgerError) in try db.execute(sql) }
     }
 
     /// Test seam: pretend a newer SeedMirror wrote this file.
@@ -402,11 +590,11 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         try locked { () throws(LedgerError) in
             try db.transaction { () throws(LedgerError) in
                 let pending = try db.prepare(
-                    "SELECT \(Ledger.intentColumns) FROM intents WHERE state = 'pending' ORDER BY id"
+                    "SELECT \(Ledger.intentColumns) FROM intents WHERE \(Ledger.unsettled) AND state = 'pending' ORDER BY id"
                 )
                 .rows([], Ledger.intentRecord)
                 try db.prepare(
-                    "UPDATE intents SET state = 'unknown', detail = 'in flight when the mirror stopped', settled_at = ? WHERE state = 'pending'"
+                    "UPDATE intents SET state = 'unknown', detail = 'in flight when the mirror stopped', settled_at = ? WHERE \(Ledger.unsettled) AND state = 'pending'"
                 ).run([.real(at.timeIntervalSince1970)])
                 return pending.map {
                     var r = $0
@@ -421,8 +609,12 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         try locked { () throws(LedgerError) in
             let list = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ", ")
             guard !list.isEmpty else { return [] }
-            return try db.prepare("SELECT \(Ledger.intentColumns) FROM intents WHERE state IN (\(list)) ORDER BY id")
-                .rows([], Ledger.intentRecord)
+            // Only unsettled states asked: the partial index answers without scanning the settled ones.
+            let narrow = states.isSubset(of: [.pending, .unknown]) ? "\(Ledger.unsettled) AND " : ""
+            return try db.prepare(
+                "SELECT \(Ledger.intentColumns) FROM intents WHERE \(narrow)state IN (\(list)) ORDER BY id"
+            )
+            .rows([], Ledger.intentRecord)
         }
     }
 
@@ -437,7 +629,7 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
     public func resolveIntent(_ id: Int64, detail: String, at: Date) throws(LedgerError) -> IntentRecord? {
         try locked { () throws(LedgerError) in
             try db.prepare(
-                "UPDATE intents SET state = 'resolved', detail = ?, settled_at = ? WHERE id = ? AND state IN ('unknown', 'pending')"
+                "UPDATE intents SET state = 'resolved', detail = ?, settled_at = ? WHERE id = ? AND \(Ledger.unsettled)"
             ).run([.text(detail), .real(at.timeIntervalSince1970), .int(id)])
             guard db.changes == 1 else { return nil }
             return try db.prepare("SELECT \(Ledger.intentColumns) FROM intents WHERE id = ?").rows(
@@ -478,9 +670,11 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         }
     }
 
+    /// Marks a pool license served. Its bytes were stored as a `licenses` row first (the desk's order), so
+    /// the pool row drops its copy: a used pool license is never served again (a re-import replaces it).
     public func markPoolLicenseUsed(hostKey: String, type: LicenseType, at: Date) throws(LedgerError) {
         try locked { () throws(LedgerError) in
-            try db.prepare("UPDATE pool SET used_at = ? WHERE host_key = ? AND type = ?")
+            try db.prepare("UPDATE pool SET used_at = ?, bytes = X'' WHERE host_key = ? AND type = ?")
                 .run([.real(at.timeIntervalSince1970), .text(hostKey), .text(type.rawValue)])
         }
     }
@@ -530,6 +724,25 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
             }
         }
     }
+}
+
+/// One checkpoint: the WAL's size before and after, and how long the ledger was held for it.
+public struct LedgerCheckpoint: Sendable, Equatable {
+    public var walBytesBefore: Int
+    public var walBytesAfter: Int
+    public var seconds: Double
+}
+
+/// Checkpoints run by this process on one ledger (SQLite's automatic ones not counted).
+public struct LedgerCheckpointStats: Sendable, Equatable {
+    public var count = 0
+    public var idleCount = 0
+    /// Checkpoints that found another connection busy and were left for later.
+    public var busy = 0
+    public var totalSeconds = 0.0
+    public var maxSeconds = 0.0
+    /// Largest `-wal` size seen after a write.
+    public var walBytesHighWater = 0
 }
 
 /// The system's wall clock for the desk (the pure SeedLicensing target reads no clocks itself).

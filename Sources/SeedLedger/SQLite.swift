@@ -47,7 +47,16 @@ final class Database {
         self.path = path
     }
 
-    deinit { sqlite3_close_v2(handle) }
+    private var isOpen = true
+
+    deinit { close() }
+
+    /// Closes the connection (idempotent); statements not yet finalized keep it alive until they are.
+    func close() {
+        guard isOpen else { return }
+        isOpen = false
+        sqlite3_close_v2(handle)
+    }
 
     func error(_ rc: Int32, _ what: String) -> LedgerError {
         let msg = String(cString: sqlite3_errmsg(handle))
@@ -71,6 +80,22 @@ final class Database {
 
     var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
     var changes: Int { Int(sqlite3_changes(handle)) }
+    /// Rows inserted, updated or deleted through this connection since it opened (a write detector).
+    var totalChanges: Int64 { sqlite3_total_changes64(handle) }
+
+    func setBusyTimeout(milliseconds: Int32) { sqlite3_busy_timeout(handle, milliseconds) }
+
+    /// `sqlite3_wal_checkpoint_v2` in TRUNCATE mode: copies every WAL frame into the database file, fsyncs
+    /// it and truncates the WAL to zero bytes. Returns the WAL's frames before and the frames copied, or
+    /// nil when a reader or writer of another connection kept it from finishing (SQLITE_BUSY).
+    func checkpointTruncate() throws(LedgerError) -> (frames: Int, copied: Int)? {
+        var frames: Int32 = 0
+        var copied: Int32 = 0
+        let rc = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_TRUNCATE, &frames, &copied)
+        if rc & 0xFF == SQLITE_BUSY { return nil }
+        guard rc == SQLITE_OK else { throw error(rc, "checkpointing the WAL") }
+        return (Int(frames), Int(copied))
+    }
 
     /// Runs `body` in one transaction (BEGIN IMMEDIATE … COMMIT), rolling back when it throws.
     func transaction<T>(_ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {

@@ -27,6 +27,13 @@ import Testing
                 #expect(p.hasThor64)
                 #expect(p.licenses.count == 1, "\(hostKey): \(p.licenses.map(\.name))")
                 #expect(p.licenses.first?.bytes == m.simulator.license(host: hostKey))
+                // What the seed runs: .NET's ZipFile.ExtractToDirectory (Mono's build of it, when installed).
+                if DotNetZip.available {
+                    let files = try DotNetZip.extractedFiles(a.body)
+                    #expect(files.keys.contains { $0.lowercased().hasSuffix("thor64.exe") }, "\(hostKey)")
+                    let lic = p.licenses.first.flatMap { files[$0.name] }
+                    #expect(lic == m.simulator.license(host: hostKey), "\(hostKey)")
+                }
             }
             // The first answer relayed upstream's ZIP; the others came from the store.
             #expect(m.simulator.counts.packageTransfers == 1)

@@ -147,6 +147,8 @@ public final class MirrorApp: Sendable {
         await metricsServer?.shutdown(grace: grace)
         state.withLock { $0.listening = false }
         do { try audit.close() } catch { logger.error("closing the audit log failed", [("error", "\(error)")]) }
+        // Last: the audit log keeps its chain head in the ledger. Closing checkpoints the WAL into the file.
+        do { try ledger.close() } catch { logger.error("closing the ledger failed", [("error", "\(error)")]) }
     }
 }
 
