@@ -61,7 +61,7 @@ public final class WellBehavedClient: Sendable {
                     let took = Date().timeIntervalSince(started)
                     if r.status != expectedStatus {
                         result.withLock { $0.failures.append("status \(r.status) for \(path)") }
-                    } else if took > 2 {
+                    } else if took > TestBudget.seconds(2) {
                         result.withLock { $0.failures.append("answer took \(took) s") }
                     } else {
                         result.withLock { $0.ok += 1 }
