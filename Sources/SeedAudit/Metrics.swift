@@ -1,4 +1,5 @@
 import Foundation
+import SeedCore
 import Synchronization
 
 /// A Prometheus metric type.
@@ -36,11 +37,11 @@ public final class Gauge: Sendable {
 /// Counts observations into cumulative buckets (upper bounds, `le`), plus their sum and count.
 public final class Histogram: Sendable {
     public let bounds: [Double]
-    private let state: Mutex<(counts: [UInt64], sum: Double, count: UInt64)>
+    private let state: Lock<(counts: [UInt64], sum: Double, count: UInt64)>
 
     init(bounds: [Double]) {
         self.bounds = bounds
-        state = Mutex((counts: [UInt64](repeating: 0, count: bounds.count), sum: 0, count: 0))
+        state = Lock((counts: [UInt64](repeating: 0, count: bounds.count), sum: 0, count: 0))
     }
 
     public func observe(_ v: Double) {
@@ -89,7 +90,7 @@ public final class MetricsRegistry: Sendable {
         var children: [String: Child] = [:]
     }
 
-    private let families = Mutex<[String: Family]>([:])
+    private let families = Lock<[String: Family]>([:])
 
     public init(catalog: [MetricDescription] = MetricNames.catalog) {
         families.withLock { f in

@@ -30,8 +30,8 @@ public final class HTTPSServer: Sendable {
     let logger: Logger
     let accessLog: (any AccessLogSink)?
     let counters = ServerCounters()
-    private let tls: Mutex<TLSServerContext>
-    private let loops = Mutex<[ServerLoop]>([])
+    private let tls: Lock<TLSServerContext>
+    private let loops = Lock<[ServerLoop]>([])
     private let started = Atomic<Bool>(false)
     let shuttingDown = Atomic<Bool>(false)
 
@@ -40,7 +40,7 @@ public final class HTTPSServer: Sendable {
         accessLog: (any AccessLogSink)?
     ) {
         self.configuration = configuration
-        self.tls = Mutex(tls)
+        self.tls = Lock(tls)
         self.handler = handler
         self.logger = logger
         self.accessLog = accessLog

@@ -2,6 +2,7 @@ import CSeedShim
 import Foundation
 import Glibc
 public import SeedPosix
+import SeedCore
 import Synchronization
 
 /// Something registered with an event loop. Called only on that loop's thread.
@@ -41,14 +42,14 @@ public final class EventLoop: @unchecked Sendable {
     private let wakeFD: CInt
     private var slots: [(generation: UInt32, handler: (any EventHandler)?)] = []
     private var freeSlots: [Int] = []
-    private let pending = Mutex<[@Sendable () -> Void]>([])
+    private let pending = Lock<[@Sendable () -> Void]>([])
     private let stopRequested = Atomic<Bool>(false)
     private var timerHeap: [(deadline: Int64, id: UInt64)] = []
     private var timerActions: [UInt64: () -> Void] = [:]
     private var nextTimerID: UInt64 = 1
     private var threadID: pthread_t?
     private var threadName: String?
-    private let finished = Mutex<[@Sendable () -> Void]?>([])
+    private let finished = Lock<[@Sendable () -> Void]?>([])
     /// The time at the start of the current loop turn (monotonic ns); cheap to read from handlers.
     public private(set) var now: Int64 = monotonicNanoseconds()
 

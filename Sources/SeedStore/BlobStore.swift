@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import SeedCompression
 public import SeedPosix
+import SeedCore
 import Synchronization
 
 /// What a verified blob holds: its content's size and CRC-32, computed while hashing.
@@ -33,7 +34,7 @@ public final class BlobStore: Sendable {
         var marks: [String: Mark] = [:]
         var open: [String: SharedFile] = [:]
     }
-    private let state = Mutex(State())
+    private let state = Lock(State())
     private let hashes = Atomic<Int>(0)
     private let forgotten = Atomic<Int>(0)
     /// Striped locks serializing the open-and-verify of one blob (see `openVerified`).

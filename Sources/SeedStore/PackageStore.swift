@@ -3,7 +3,7 @@ import Glibc
 import SeedCompression
 public import SeedPosix
 public import SeedZip
-import Synchronization
+import SeedCore
 
 /// Settings of the package store; SeedServer fills them from the `store` config section.
 public struct StoreOptions: Sendable {
@@ -123,9 +123,9 @@ public final class PackageStore: Sendable {
     public let root: String
     public let options: StoreOptions
     public let blobs: BlobStore
-    private let writeLock = Mutex(0)
-    private let manifestCache = Mutex([String: Manifest]())
-    private let preparedCache = Mutex([String: PreparedEntry]())
+    private let writeLock = Lock(0)
+    private let manifestCache = Lock([String: Manifest]())
+    private let preparedCache = Lock([String: PreparedEntry]())
 
     var manifestsDir: String { root + "/manifests" }
     var currentDir: String { root + "/current" }

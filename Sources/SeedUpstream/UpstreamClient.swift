@@ -1,7 +1,6 @@
 import Foundation
 public import SeedCore
 import SeedHTTP
-import Synchronization
 
 /// HTTPS/1.1 client for the vendor cloud, the vendor portal or a parent SeedMirror.
 ///
@@ -155,7 +154,7 @@ public final class UpstreamBodyStream: @unchecked Sendable {
     // `reader` is used only by the one caller at a time (or the worker thread for `next`).
     private let reader: ResponseReader
     private let worker: BlockingWorker
-    private let cancelled = Mutex(false)
+    private let cancelled = Lock(false)
 
     init(head: UpstreamResponseHead, reader: ResponseReader, worker: BlockingWorker) {
         self.head = head

@@ -2,12 +2,11 @@ import Foundation
 import SeedAudit
 import SeedCore
 import SeedLicensing
-import Synchronization
 
 /// A wall clock the test moves by hand.
 final class ManualWallClock: Sendable {
-    private let ms: Mutex<Int64>
-    init(_ start: AuditTime) { ms = Mutex(start.millisecondsSinceEpoch) }
+    private let ms: Lock<Int64>
+    init(_ start: AuditTime) { ms = Lock(start.millisecondsSinceEpoch) }
     var now: AuditTime { AuditTime(millisecondsSinceEpoch: ms.withLock { $0 }) }
     func set(_ t: AuditTime) { ms.withLock { $0 = t.millisecondsSinceEpoch } }
     func advance(ms d: Int64) { ms.withLock { $0 += d } }
@@ -16,7 +15,7 @@ final class ManualWallClock: Sendable {
 
 /// Keeps log records for assertions.
 final class MemoryLogSink: LogSink {
-    private let records = Mutex<[LogRecord]>([])
+    private let records = Lock<[LogRecord]>([])
     func write(_ record: LogRecord) { records.withLock { $0.append(record) } }
     var all: [LogRecord] { records.withLock { $0 } }
     var lines: [String] { all.map { r in "\(r.level) \(r.message) " + r.metadata.map { "\($0.0)=\($0.1)" }.joined(separator: " ") } }

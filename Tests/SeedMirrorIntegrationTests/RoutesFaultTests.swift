@@ -112,7 +112,7 @@ import Testing
             #expect(s1.head.status == 200)
             while try await s1.next() != nil {}
             #expect(upstreamTTFB >= .milliseconds(900))
-            #expect(mirrorTTFB <= upstreamTTFB + .milliseconds(50), "mirror \(mirrorTTFB), upstream \(upstreamTTFB)")
+            #expect(mirrorTTFB <= upstreamTTFB + TestBudget.duration(.milliseconds(50)), "mirror \(mirrorTTFB), upstream \(upstreamTTFB)")
         }
     }
 

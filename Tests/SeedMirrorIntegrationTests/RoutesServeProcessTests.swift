@@ -2,7 +2,7 @@ import Foundation
 import SeedServer
 import SeedTLS
 import SeedTestSupport
-import Synchronization
+import SeedCore
 import Testing
 
 /// `seed-mirror serve` as a real process: prints its addresses, reloads certificates on SIGHUP (and
@@ -27,7 +27,7 @@ import Testing
             try p.run()
             defer { if p.isRunning { p.terminate() } }
             // First stdout line: "seed-mirror listening on https://127.0.0.1:PORT", read off the test's task.
-            let firstLine = Mutex("")
+            let firstLine = Lock("")
             let reader = Thread {
                 var text = ""
                 while !text.hasSuffix("\n") {

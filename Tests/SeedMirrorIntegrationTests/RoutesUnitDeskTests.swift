@@ -5,14 +5,14 @@ import SeedLedger
 import SeedLicensing
 import SeedStore
 import SeedTestSupport
-import Synchronization
+import SeedCore
 import Testing
 
 @testable import SeedServer
 
 /// Keeps every decision event, for assertions.
 final class EventLog: DecisionSink {
-    let events = Mutex([DecisionEvent]())
+    let events = Lock([DecisionEvent]())
     func record(_ event: DecisionEvent) { events.withLock { $0.append(event) } }
     var kinds: [DecisionEvent.Kind] { events.withLock { $0.map(\.kind) } }
 }

@@ -6,7 +6,6 @@ import SeedLicensing
 import SeedPosix
 import SeedStore
 import SeedTestSupport
-import Synchronization
 import Testing
 
 @testable import SeedServer
@@ -53,7 +52,7 @@ func licenseOnlyRequest(body: String, token: String? = "s3cret-deploy", accept: 
 /// A desk that records what reached it, to prove refusals happen before the desk.
 final class RecordingDesk: LicenseDeciding {
     let inner = AlwaysIssueDesk()
-    let seen = Mutex([LicenseRequest]())
+    let seen = Lock([LicenseRequest]())
     func decide(_ request: LicenseRequest, issuer: any LicenseIssuer) async -> LicenseOutcome {
         seen.withLock { $0.append(request) }
         return await inner.decide(request, issuer: issuer)
@@ -394,7 +393,7 @@ func text(_ r: Response) async throws -> String { String(decoding: try await col
 
     @Test func stalePackageIsRefreshedOnce() async throws {
         try await withTemporaryDirectory { (dir: String) async throws in
-            let clock = Mutex(1_000_000.0)
+            let clock = Lock(1_000_000.0)
             let h = Harness(dir: dir, now: { clock.withLock { $0 } })
             h.catalog.put(PackageKey(os: "windows", arch: "amd64"), bytes: [1, 2, 3], fetchedAt: 1_000_000)
             #expect(await h.send(cloudRequest(host: "a")).status == 200)

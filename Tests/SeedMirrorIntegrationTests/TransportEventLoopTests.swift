@@ -1,11 +1,12 @@
 import Foundation
 import SeedNet
+import SeedCore
 import Synchronization
 import Testing
 
 final class LoopRecorder: Sendable {
-    let fired = Mutex<[Int]>([])
-    let count = Mutex(0)
+    let fired = Lock<[Int]>([])
+    let count = Lock(0)
     let offLoop = Atomic<Int>(0)
 }
 

@@ -61,14 +61,14 @@ enum TransportFixtures {
 
 /// Collects access-log entries.
 final class CollectingAccessLog: AccessLogSink {
-    let entries = Mutex<[AccessLogEntry]>([])
+    let entries = Lock<[AccessLogEntry]>([])
     func record(_ entry: AccessLogEntry) { entries.withLock { $0.append(entry) } }
 }
 
 /// A body stream that produces `total` bytes of 0x5A in chunks, from another thread.
 final class PatternStream: BodyStream {
     let total: Int
-    let produced = Mutex<Int>(0)
+    let produced = Lock<Int>(0)
     let cancelled = Atomic<Bool>(false)
     init(total: Int) { self.total = total }
     func pull(maxBytes: Int, _ deliver: @escaping @Sendable (BodyChunk) -> Void) {
@@ -84,7 +84,7 @@ final class PatternStream: BodyStream {
 
 /// A stream that never delivers: it records that it was pulled and whether the server cancelled it.
 final class HangingStream: BodyStream {
-    static let last = Mutex<HangingStream?>(nil)
+    static let last = Lock<HangingStream?>(nil)
     let pulled = Atomic<Bool>(false)
     let cancelled = Atomic<Bool>(false)
     func pull(maxBytes: Int, _ deliver: @escaping @Sendable (BodyChunk) -> Void) { pulled.store(true, ordering: .relaxed) }

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import Synchronization
+import SeedCore
 
 /// A tiny blocking HTTP CONNECT proxy on 127.0.0.1 for tests: optional Basic credentials, a host map
 /// (`cloud.test` → `127.0.0.1`), and a record of what it was asked.
@@ -14,7 +14,7 @@ final class LoopbackConnectProxy: @unchecked Sendable {
     private let listener: CInt
     private let credentials: String?
     private let hosts: [String: String]
-    private let seenRequests = Mutex<[Seen]>([])
+    private let seenRequests = Lock<[Seen]>([])
 
     /// `credentials` is `user:pass` to require, nil to allow anyone.
     init(credentials: String?, hosts: [String: String] = ["cloud.test": "127.0.0.1"]) throws {

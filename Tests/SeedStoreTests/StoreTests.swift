@@ -2,7 +2,7 @@ import Foundation
 import SeedStore
 import SeedTestSupport
 import SeedZip
-import Synchronization
+import SeedCore
 import Testing
 
 // MARK: Fixtures
@@ -530,7 +530,7 @@ func sha256Hex(_ b: [UInt8]) -> String { SHA256Hasher.hex(b) }
         let distinct = Set(manifest.members.map(\.blob)).count
         // A fresh start: 32 downloads plan at once on threads of their own (as the server's blocking work does).
         let store = try PackageStore(root: root)
-        let plans = Mutex<[AssemblyPlan]>([])
+        let plans = Lock<[AssemblyPlan]>([])
         DispatchQueue.concurrentPerform(iterations: 32) { i in
             let lic = (name: "host\(i).lic", bytes: Array("LIC\(i)".utf8))
             if let p = try? store.plan(manifest: manifest, extraMembers: [lic], modifiedTime: stamp) {

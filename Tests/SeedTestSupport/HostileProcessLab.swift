@@ -24,7 +24,11 @@ public final class ServeProcessLab: @unchecked Sendable {
     private var process: Process?
 
     /// The built `seed-mirror` next to the package (`.build/debug/seed-mirror`), or nil when not built.
+    /// `SEEDMIRROR_TEST_BINARY` names another build of it (scripts/sanitize points it at the sanitized one).
     public static func builtBinary(file: String = #filePath) -> String? {
+        if let other = ProcessInfo.processInfo.environment["SEEDMIRROR_TEST_BINARY"], !other.isEmpty {
+            return access(other, X_OK) == 0 ? other : nil
+        }
         var url = URL(fileURLWithPath: file)
         for _ in 0..<3 { url.deleteLastPathComponent() }
         let path = url.path + "/.build/debug/seed-mirror"

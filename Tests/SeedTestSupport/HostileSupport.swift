@@ -7,7 +7,7 @@ import Synchronization
 
 /// Keeps every log record a server writes, for tests that assert a clear log line names what happened.
 public final class CollectingLogSink: LogSink {
-    private let records = Mutex<[LogRecord]>([])
+    private let records = Lock<[LogRecord]>([])
     public init() {}
     public func write(_ record: LogRecord) { records.withLock { $0.append(record) } }
     public var all: [LogRecord] { records.withLock { $0 } }
@@ -34,7 +34,7 @@ public final class WellBehavedClient: Sendable {
     public let context: TLSClientContext
     public let expectedStatus: Int
     private let stopFlag = Atomic<Bool>(false)
-    private let result = Mutex<(ok: Int, failures: [String])>((0, []))
+    private let result = Lock<(ok: Int, failures: [String])>((0, []))
     private let finished = DispatchSemaphore(value: 0)
 
     public init(port: UInt16, context: TLSClientContext, path: String = "/healthz", expectedStatus: Int = 200) {
@@ -61,7 +61,7 @@ public final class WellBehavedClient: Sendable {
                     let took = Date().timeIntervalSince(started)
                     if r.status != expectedStatus {
                         result.withLock { $0.failures.append("status \(r.status) for \(path)") }
-                    } else if took > 2 {
+                    } else if took > TestBudget.seconds(2) {
                         result.withLock { $0.failures.append("answer took \(took) s") }
                     } else {
                         result.withLock { $0.ok += 1 }

@@ -4,7 +4,7 @@ public import SeedHTTPServer
 public import SeedLicensing
 public import SeedServer
 public import SeedStore
-import Synchronization
+import SeedCore
 
 /// A deterministic fake license: `size` bytes that start with the host key, so tests can tell whose it is.
 public func fakeLicense(hostKey: String, serial: Int = 0, size: Int = 900) -> [UInt8] {
@@ -22,7 +22,7 @@ public final class InMemoryCatalog: PackageCatalog {
         var imports = 0
         var version = 0
     }
-    private let state = Mutex(State())
+    private let state = Lock(State())
     public let temporaryDirectory: String
     public let licenseSize: Int
     private let now: @Sendable () -> Double
@@ -102,7 +102,7 @@ public final class FakeUpstream: MirrorUpstream {
         var gateOpen = true
         var gateWaiters: [CheckedContinuation<Void, Never>] = []
     }
-    private let state = Mutex(State())
+    private let state = Lock(State())
     public let packageBytes: [UInt8]
     public let packageBehaviour: PackageBehaviour
     public let licenseRefusal: Int?
@@ -195,7 +195,7 @@ final class FakeBody: UpstreamBody {
     let cutAfter: Int?
     let contentLength: UInt64?
     let upstream: FakeUpstream
-    let offset = Mutex(0)
+    let offset = Lock(0)
 
     init(bytes: [UInt8], cutAfter: Int?, contentLength: UInt64?, upstream: FakeUpstream) {
         self.bytes = bytes

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 public import SeedCore
 public import SeedServer
 public import SeedStore
@@ -87,7 +86,7 @@ public func withRunningMirror<T: Sendable>(
 
 /// True for the first caller of `claim` only.
 final class StopFlag: Sendable {
-    private let claimed = Mutex(false)
+    private let claimed = Lock(false)
     func claim() -> Bool {
         claimed.withLock { c in
             defer { c = true }

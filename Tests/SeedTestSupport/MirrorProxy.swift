@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import Synchronization
+import SeedCore
 
 /// A small HTTP CONNECT proxy on loopback for tests: one thread per connection, optional Basic
 /// credentials (`407` without them), counts the tunnels it opened. Only CONNECT is served.
@@ -8,7 +8,7 @@ public final class MirrorTestProxy: @unchecked Sendable {
     public let port: UInt16
     private let listener: Int32
     private let credentials: String?
-    private let state = Mutex((tunnels: 0, refused: 0, targets: [String](), open: Set<Int32>(), stopped: false))
+    private let state = Lock((tunnels: 0, refused: 0, targets: [String](), open: Set<Int32>(), stopped: false))
 
     /// `username`/`password` set: require `Proxy-Authorization: Basic base64(user:pass)`.
     public init(username: String? = nil, password: String? = nil) throws {

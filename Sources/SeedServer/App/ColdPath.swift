@@ -4,7 +4,6 @@ import SeedHTTPServer
 import SeedLicensing
 import SeedPosix
 import SeedStore
-import Synchronization
 
 /// Why a package answer could not be made; `status` and `reason` are what the seed sees.
 public struct PackageError: Error, Sendable, CustomStringConvertible {
@@ -44,7 +43,7 @@ final class ServeHandoff: Sendable {
         var signal: Signal?
         var waiter: CheckedContinuation<Signal, Never>?
     }
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     /// Records `s` unless a signal came earlier; returns whether it was taken.
     @discardableResult
@@ -80,7 +79,7 @@ public final class PackageService: Sendable {
     let logger: Logger
     let now: @Sendable () -> Double
     let flights = FlightTable<PackageKey, CachedPackage, IssueError>()
-    let counters = Mutex(PackageCounters())
+    let counters = Lock(PackageCounters())
     let metrics: (any RouteMetrics)?
 
     public init(

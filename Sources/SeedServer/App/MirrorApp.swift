@@ -7,7 +7,6 @@ public import SeedLedger
 public import SeedLicensing
 public import SeedStore
 import SeedTLS
-import Synchronization
 
 /// The running mirror: every part built from a `MirrorConfig` and wired together. Built once before the
 /// event loops start (a bad certificate, key mode or cache directory stops startup with one line);
@@ -25,7 +24,7 @@ public final class MirrorApp: Sendable {
     /// The separate `/metrics` listener (`metrics.listen`), when configured.
     public let metricsServer: HTTPSServer?
     let logger: Logger
-    private let state = Mutex(RunState())
+    private let state = Lock(RunState())
 
     struct RunState {
         var addresses: [ListenAddress] = []
@@ -160,7 +159,7 @@ private struct WeakApp: @unchecked Sendable {
 
 /// Breaks the cycle app → router → readiness closure → app.
 private final class ReadinessBox: Sendable {
-    let app = Mutex<WeakApp?>(nil)
+    let app = Lock<WeakApp?>(nil)
     func check() -> Readiness {
         guard let a = app.withLock({ $0?.app }) else { return Readiness(ready: false, problems: ["starting"]) }
         return a.readiness

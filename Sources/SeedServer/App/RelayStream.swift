@@ -1,7 +1,7 @@
 import Foundation
 import SeedHTTPServer
 import SeedPosix
-import Synchronization
+import SeedCore
 
 /// The body of a cold-miss answer: upstream's ZIP relayed to the leading seed while it is written to a
 /// temp file. The download is driven by the upstream side (`advance`), never by the seed, so a slow or
@@ -19,7 +19,7 @@ final class RelayStream: BodyStream, @unchecked Sendable {
         var cancelled = false
     }
     // Mutex is not Sendable-checked for a closure payload; every access goes through withLock.
-    private let state = Mutex(State())
+    private let state = Lock(State())
     private let file: SharedFile
     let length: UInt64
 

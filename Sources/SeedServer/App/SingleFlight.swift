@@ -1,4 +1,4 @@
-import Synchronization
+import SeedCore
 
 /// One in-flight piece of work that many callers wait for. The leader calls `finish` exactly once;
 /// followers `wait`, with a timeout so a stuck leader cannot wedge them. A follower that times out gets
@@ -18,7 +18,7 @@ final class Flight<Value: Sendable, Failure: Error & Sendable>: Sendable {
         var waiters: [UInt64: Waiter] = [:]
         var nextID: UInt64 = 0
     }
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     init() {}
 
@@ -79,7 +79,7 @@ final class FlightTable<Key: Hashable & Sendable, Value: Sendable, Failure: Erro
         case lead(Flight<Value, Failure>)
         case follow(Flight<Value, Failure>)
     }
-    private let flights = Mutex([Key: Flight<Value, Failure>]())
+    private let flights = Lock([Key: Flight<Value, Failure>]())
 
     init() {}
 

@@ -1,7 +1,7 @@
 import Foundation
 import SeedHTTPServer
 import SeedStore
-import Synchronization
+import SeedCore
 
 /// The package store behind the routes' `PackageCatalog`. Store calls block on disk, so each runs on a
 /// thread of its own. The store keeps no "last confirmed from upstream" time, so this adapter keeps it
@@ -9,7 +9,7 @@ import Synchronization
 final class StoreCatalog: PackageCatalog {
     let store: PackageStore
     let temporaryDirectory: String
-    private let confirmed = Mutex([PackageKey: Double]())
+    private let confirmed = Lock([PackageKey: Double]())
     private let now: @Sendable () -> Double
     /// License members carry this fixed time, so one host's answer has the same bytes and ETag every
     /// time (a resumed download with `If-Range` must match).

@@ -3,7 +3,6 @@ public import SeedCore
 public import SeedHTTP
 public import SeedHTTPServer
 import SeedUpstream
-import Synchronization
 
 /// Settings of the vendor cloud and portal simulator.
 public struct SimulatorConfiguration: Sendable {
@@ -114,7 +113,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
 
     public let configuration: SimulatorConfiguration
     private let logger: Logger
-    private let state: Mutex<State>
+    private let state: Lock<State>
 
     /// Builds the first package version at once (a few seconds for 70 MB in a debug build).
     public init(configuration: SimulatorConfiguration = SimulatorConfiguration(), logger: Logger = .discard) {
@@ -125,7 +124,7 @@ public final class CloudSimulator: HTTPHandler, Sendable {
             seed: configuration.packageSeed, totalBytes: configuration.packageBytes,
             version: configuration.packageVersion)
         s.counts.quotaRemaining = configuration.quota
-        state = Mutex(s)
+        state = Lock(s)
     }
 
     // MARK: Test and control API

@@ -1,6 +1,6 @@
 import Dispatch
 import SeedHTTPServer
-import Synchronization
+import SeedCore
 
 /// A simulator response body delivered piece by piece: throttled to a bandwidth and/or broken at an offset
 /// (reset, stall, early end) to imitate a slow or failing vendor cloud.
@@ -29,7 +29,7 @@ final class SimulatorBodyStream: BodyStream {
 
     private let pieces: [[UInt8]]
     private let plan: Plan
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     init(pieces: [[UInt8]], plan: Plan) {
         self.pieces = pieces

@@ -6,7 +6,6 @@ public import SeedCore
 import SeedHTTP
 public import SeedHTTPServer
 public import SeedTLS
-import Synchronization
 
 /// Why the simulator's own server could not start.
 public struct SimulatorError: Error, Sendable, CustomStringConvertible {
@@ -35,7 +34,7 @@ public final class SimulatorServer: Sendable {
     private let handler: any HTTPHandler
     private let tls: Context
     private let logger: Logger
-    private let state = Mutex(State())
+    private let state = Lock(State())
     /// Longest a request head or body may take to arrive.
     public let readTimeout: Duration
 
@@ -187,7 +186,7 @@ public final class SimulatorServer: Sendable {
     }
 
     private func waitFor(_ work: @escaping @Sendable () async -> Response) -> Response {
-        let box = Mutex<Response?>(nil)
+        let box = Lock<Response?>(nil)
         let done = DispatchSemaphore(value: 0)
         Task.detached {
             let r = await work()
@@ -301,7 +300,7 @@ public final class SimulatorServer: Sendable {
     }
 
     private func pullBlocking(_ stream: any BodyStream, maxBytes: Int) -> BodyChunk {
-        let box = Mutex<BodyChunk?>(nil)
+        let box = Lock<BodyChunk?>(nil)
         let done = DispatchSemaphore(value: 0)
         stream.pull(maxBytes: maxBytes) { chunk in
             box.withLock { $0 = chunk }
