@@ -176,7 +176,7 @@ final class RegistryRouteMetrics: RouteMetrics {
     let waiters: Gauge
     /// Counter handles by route and status, in a dictionary of concrete types (the generic `CounterHandles`
     /// paid for generic metadata and witness calls on every request).
-    let requests = Mutex<[RouteStatus: Counter]>([:])
+    let requests = Lock<[RouteStatus: Counter]>([:])
     init(_ r: MetricsRegistry) {
         registry = r
         waiters = r.gauge(MetricNames.singleFlightWaiters)
