@@ -201,7 +201,7 @@ public final class CounterHandles<Key: Hashable & Sendable>: Sendable {
     private let registry: MetricsRegistry
     private let name: String
     private let labels: @Sendable (Key) -> [(String, String)]
-    private let handles = Mutex<[Key: Counter]>([:])
+    private let handles = Lock<[Key: Counter]>([:])
 
     public init(_ registry: MetricsRegistry, _ name: String, labels: @escaping @Sendable (Key) -> [(String, String)]) {
         self.registry = registry

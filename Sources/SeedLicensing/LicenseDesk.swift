@@ -1,7 +1,6 @@
 import Dispatch
 import Foundation
 public import SeedCore
-import Synchronization
 
 /// A desk that can answer some requests at once, without suspending: the common case of a host whose
 /// license is still valid (a dedup hit), or a refusal decided before anything is issued. Callers on an
@@ -78,7 +77,7 @@ public actor LicenseDesk: ImmediateLicenseDeciding {
     private nonisolated let logger: Logger
     private let hooks: DeskHooks
 
-    private nonisolated let hosts: Mutex<HostState>
+    private nonisolated let hosts: Lock<HostState>
     private var tokenBuckets: BoundedTable<String, TokenBucket>
     private var addressBuckets: BoundedTable<String, TokenBucket>
     private var networkBuckets: BoundedTable<String, TokenBucket>
@@ -143,7 +142,7 @@ public actor LicenseDesk: ImmediateLicenseDeciding {
         for l in try ledger.activeLicenses(now: now) { state.live[l.key] = l }
         for h in try ledger.hosts() where !state.licensedHosts.contains(h.key) { state.firstSeen[h.key] = h.firstSeen }
         counters = try ledger.quotaCounters()
-        hosts = Mutex(state)
+        hosts = Lock(state)
     }
 
     // MARK: - Deciding

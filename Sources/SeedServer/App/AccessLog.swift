@@ -154,7 +154,7 @@ public final class JSONLinesAccessLog: AccessLogSink, @unchecked Sendable {
     private let fd: Int32
     private let ownsDescriptor: Bool
     private let queue = DispatchQueue(label: "seed-mirror.access-log")
-    private let queued = Mutex(Queued())
+    private let queued = Lock(Queued())
     private let pending = Atomic<Int>(0)
     private let dropped = Atomic<Int>(0)
     public let maxPendingLines: Int

@@ -1,6 +1,6 @@
 import SeedCompression
 import SeedZip
-import Synchronization
+import SeedCore
 
 /// The license-only route's ZIP of `HOSTNAME.lic` files, laid out by SeedZip (the one ZIP writer of the
 /// product). Members are stored, not deflated: licenses are encrypted blobs that do not compress.
@@ -35,7 +35,7 @@ final class LicenseZipCache: Sendable {
         var license: [UInt8]
         var zip: [UInt8]
     }
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = Lock<[String: Entry]>([:])
     let capacity: Int
 
     init(capacity: Int) { self.capacity = max(1, capacity) }

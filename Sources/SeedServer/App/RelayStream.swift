@@ -18,7 +18,7 @@ final class RelayStream: BodyStream, @unchecked Sendable {
         var pending: (maxBytes: Int, deliver: @Sendable (BodyChunk) -> Void)?
         var cancelled = false
     }
-    // Mutex is not Sendable-checked for a closure payload; every access goes through withLock.
+    // Every access to the state goes through withLock.
     private let state = Lock(State())
     private let file: SharedFile
     let length: UInt64
