@@ -92,6 +92,12 @@ public struct AccessLogEntry: Sendable {
 /// Receives access-log entries from any loop thread; must not block.
 public protocol AccessLogSink: Sendable {
     func record(_ entry: AccessLogEntry)
+    /// Returns once every entry recorded so far is written (a sink that writes in batches drains at once).
+    func flush()
+}
+
+extension AccessLogSink {
+    public func flush() {}
 }
 
 /// Counters the server keeps for /metrics.

@@ -24,6 +24,7 @@ public final class MirrorApp: Sendable {
     /// The separate `/metrics` listener (`metrics.listen`), when configured.
     public let metricsServer: HTTPSServer?
     let logger: Logger
+    let accessLog: (any AccessLogSink)?
     private let state = Lock(RunState())
 
     struct RunState {
@@ -39,6 +40,7 @@ public final class MirrorApp: Sendable {
     ) throws {
         self.config = config
         self.logger = logger
+        self.accessLog = accessLog
         try checkPrivateKeyPermissions(config.tls.certificates.map(\.privateKeyPath))
         let tls = try TLSServerContext(configuration: config.tlsServerConfiguration)
         let cache = config.paths.cacheDir
@@ -146,6 +148,8 @@ public final class MirrorApp: Sendable {
         await server.shutdown(grace: grace)
         await metricsServer?.shutdown(grace: grace)
         state.withLock { $0.listening = false }
+        // The access log writes in batches; the last requests' lines go out before shutdown returns.
+        accessLog?.flush()
         do { try audit.close() } catch { logger.error("closing the audit log failed", [("error", "\(error)")]) }
         // Last: the audit log keeps its chain head in the ledger. Closing checkpoints the WAL into the file.
         do { try ledger.close() } catch { logger.error("closing the ledger failed", [("error", "\(error)")]) }

@@ -62,7 +62,6 @@ public enum ServeCommand {
                 logger.notice(
                     "stopping", [("signal", String(signal)), ("grace.seconds", "\(config.server.shutdownGrace)")])
                 await app.shutdown(grace: config.server.shutdownGrace)
-                (accessLog as? JSONLinesAccessLog)?.flush()
                 logger.notice("stopped", [])
                 return 0
             }
