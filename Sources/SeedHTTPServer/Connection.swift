@@ -448,14 +448,18 @@ final class Connection: EventHandler {
         if closeAfterResponse { loop.headBuffer.append(contentsOf: "Connection: close\r\n".utf8) }
         loop.headBuffer.append(contentsOf: "\r\n".utf8)
         // Head and a small in-memory body go out in one TLS record.
-        var rest = body.segments[...]
-        while let first = rest.first, case .bytes(let b) = first, loop.headBuffer.count + b.count <= 16 * 1024 {
+        // The body's segment array is kept as it is (a package has over a thousand segments; no copy per
+        // connection), starting after the segments sent with the head.
+        var first = 0
+        while first < body.segments.count, case .bytes(let b) = body.segments[first],
+            loop.headBuffer.count + b.count <= 16 * 1024
+        {
             loop.headBuffer.append(contentsOf: b)
-            rest = rest.dropFirst()
+            first += 1
         }
         loop.headBuffer.withUnsafeBytes { writePlain($0) }
-        segments = Array(rest)
-        segmentIndex = 0
+        segments = body.segments
+        segmentIndex = first
         segmentOffset = 0
         phase = .sending
         lastWriteProgress = now

@@ -550,15 +550,19 @@ public final class PackageStore: Sendable {
                     throw StoreError(.badArchive(error), subject: "assembly of \(manifest.key) \(manifest.version)")
                 }
             }
+            // Every plan of the manifest shares its central directory (one segment) instead of copying it.
+            builder.seal()
         }
-        let prepared = Prepared(builder: builder, files: files)
-        let entry = PreparedEntry(prepared: prepared, paths: paths, identities: identities, generation: generation)
-        preparedCache.withLock { c in
+        let built = builder
+        return preparedCache.withLock { c -> Prepared in
+            // Plans that verified the manifest at the same time (the first burst after a start) keep the layout
+            // cached first, so they share its central directory instead of each holding one of its own.
+            let prepared = Prepared(builder: c[digest]?.prepared.builder ?? built, files: files)
             // A handful of versions are live at once; past that, start over rather than grow.
             if c.count >= 64 { c.removeAll() }
-            c[digest] = entry
+            c[digest] = PreparedEntry(prepared: prepared, paths: paths, identities: identities, generation: generation)
+            return prepared
         }
-        return prepared
     }
 
     // MARK: Maintenance

@@ -52,6 +52,10 @@ public struct ZipLayout: Sendable, Equatable {
 /// (a package) and add per-host members to the copy, without redoing the prefix.
 public struct ZipLayoutBuilder: Sendable {
     public private(set) var segments: [ZipSegment] = []
+    /// Central directory entries frozen by `seal()`: shared (not copied) by every copy of the builder and every
+    /// layout finished from one, each array one segment of the output.
+    private var sealedCentral: [[UInt8]] = []
+    /// Central directory entries added since the last `seal()`.
     private var central: [UInt8] = []
     private var offset: UInt64 = 0
     private var count = 0
@@ -137,12 +141,24 @@ public struct ZipLayoutBuilder: Sendable {
         offset += UInt64(local.count) + m.compressedSize
     }
 
+    /// Freezes the central directory entries added so far into a chunk that copies of this builder share
+    /// and that `finish` emits as its own segment, so a common prefix (a package) copied once per host does
+    /// not copy its central directory again for each host. The archive's bytes do not change.
+    public mutating func seal() {
+        if central.isEmpty { return }
+        sealedCentral.append(central)
+        central = []
+    }
+
     /// Appends the central directory and end records (ZIP64 ones when needed).
     public func finish() -> ZipLayout {
         var segments = self.segments
         let cdOffset = offset
-        let cdSize = UInt64(central.count)
+        let sealedSize = UInt64(sealedCentral.reduce(0) { $0 + $1.count })
+        let cdSize = sealedSize + UInt64(central.count)
         let count = UInt64(self.count)
+        segments.reserveCapacity(segments.count + sealedCentral.count + 1)
+        for chunk in sealedCentral { segments.append(.bytes(chunk)) }
         var tail = central
         let needs64 = count >= 0xFFFF || cdOffset >= 0xFFFF_FFFF || cdSize >= 0xFFFF_FFFF
         if needs64 {
@@ -171,7 +187,7 @@ public struct ZipLayoutBuilder: Sendable {
         put32(&tail, needs64 ? 0xFFFF_FFFF : UInt32(cdOffset))
         put16(&tail, 0)
         segments.append(.bytes(tail))
-        return ZipLayout(segments: segments, totalLength: offset + UInt64(tail.count))
+        return ZipLayout(segments: segments, totalLength: offset + sealedSize + UInt64(tail.count))
     }
 }
 

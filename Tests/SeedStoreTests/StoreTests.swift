@@ -547,5 +547,13 @@ func sha256Hex(_ b: [UInt8]) -> String { SHA256Hasher.hex(b) }
         }
         #expect(!files.isEmpty)
         #expect(files.values.allSatisfy { $0.count == 1 })
+        // They also share one copy of the package's central directory (the segment before the host's own
+        // central entry and the end records), so a burst of first downloads holds it once, not per plan.
+        let centrals = Set(all.map { plan -> Int in
+            guard case .bytes(let b) = plan.segments[plan.segments.count - 2] else { return 0 }
+            return b.withUnsafeBytes { Int(bitPattern: $0.baseAddress) }
+        })
+        #expect(centrals.count == 1 && !centrals.contains(0))
+        #expect(all.allSatisfy { p in p.contentLength == p.segments.reduce(0) { $0 + $1.length } })
     }
 }

@@ -166,6 +166,50 @@ func planMember(_ name: String, _ data: [UInt8], deflate: Bool = true) throws ->
     }
 }
 
+/// A package prefix sealed once and copied per host gives the same bytes as the unsealed builder, with the
+/// prefix's central directory one shared segment (not copied into each host's layout).
+@Test func sealedPrefixGivesTheSameArchiveAndSharesItsCentralDirectory() throws {
+    let package = [
+        try planMember("thor64.exe", (0..<20_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }, deflate: false),
+        try planMember("signatures/rules.yar", text(30_000)),
+        try planMember("empty.txt", [], deflate: false),
+    ]
+    var prefix = ZipLayoutBuilder()
+    for m in package { try prefix.add(m.0) }
+    prefix.seal()
+    func render(_ layout: ZipLayout, _ members: [(ZipPlanMember, [UInt8])]) -> [UInt8] {
+        var out: [UInt8] = []
+        for s in layout.segments {
+            switch s {
+            case .bytes(let b): out += b
+            case .member(let i, let off, let len): out += members[i].1[Int(off)..<Int(off + len)]
+            }
+        }
+        return out
+    }
+    var centrals: [UnsafeRawPointer?] = []
+    for host in ["alpha", "beta"] {
+        let license = try planMember("\(host).lic", Array("license of \(host)".utf8))
+        var perHost = prefix
+        try perHost.add(license.0)
+        let layout = perHost.finish()
+        let members = package + [license]
+        let bytes = render(layout, members)
+        #expect(bytes == (try assembled(members)))
+        #expect(UInt64(bytes.count) == layout.totalLength)
+        let archive = try ZipArchive(source: ZipBytes(bytes))
+        #expect(archive.entries.map(\.name) == members.map(\.0.name))
+        // The sealed central directory: the segment before the host's own entry and the end records.
+        guard case .bytes(let central) = layout.segments[layout.segments.count - 2] else {
+            Issue.record("no sealed central directory segment")
+            return
+        }
+        #expect(central.count > 3 * 46)
+        centrals.append(central.withUnsafeBytes { UnsafeRawPointer($0.baseAddress) })
+    }
+    #expect(centrals.count == 2 && centrals[0] != nil && centrals[0] == centrals[1])
+}
+
 @Test func zip64WhenMoreThan65534Members() throws {
     let members = try (0..<65_536).map { try planMember(String(format: "f/%05d", $0), [], deflate: false) }
     let layout = try ZipPlanner.plan(members.map(\.0))
