@@ -46,7 +46,9 @@ import Testing
     @Test func onBlockingThreadReturnsAndThrowsThroughThePool() async throws {
         struct Refused: Error {}
         #expect(await onBlockingThread { 41 + 1 } == 42)
-        await #expect(throws: Refused.self) { try await onBlockingThread(throwing: { () throws -> Int in throw Refused() }) }
+        await #expect(throws: Refused.self) {
+            try await onBlockingThread(throwing: { () throws -> Int in throw Refused() })
+        }
         // More concurrent calls than the shared pool has threads all complete.
         let sum = await withTaskGroup(of: Int.self) { group in
             for i in 0..<64 { group.addTask { await onBlockingThread { usleep(2_000); return i } } }

@@ -20,10 +20,11 @@ func onBlockingThread<T: Sendable>(_ name: String = "seed-mirror-io", throwing b
 }
 
 /// At most `maxThreads` threads running submitted jobs in submission order; a thread is started when a job
-/// arrives and fewer than `maxThreads` run, and ends when the queue is empty. Bounded so that a burst (1,000 first package
-/// requests after a start, all waiting for the same blobs to be verified) queues jobs instead of starting a
-/// thread, with its stack and malloc arena, for each. A job must not wait for a job submitted after it (jobs
-/// here only do disk work and take store locks that running jobs hold).
+/// arrives and fewer than `maxThreads` run, and ends when the queue is empty. Bounded so that a burst (1,000
+/// first package requests after a start, all waiting for the same blobs to be verified) queues jobs instead
+/// of starting a thread, with its stack and malloc arena, for each. A job must not wait for a job submitted
+/// after it (jobs here only do disk work and take store locks that running jobs hold). `name` names the
+/// threads; the per-call names of `onBlockingThread` are not kept.
 final class BlockingPool: Sendable {
     static let shared = BlockingPool(maxThreads: 16, name: "seed-mirror-io")
 
