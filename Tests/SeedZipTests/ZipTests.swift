@@ -90,6 +90,13 @@ func text(_ n: Int, seed: Int = 0) -> [UInt8] {
 
 func assembled(_ members: [(ZipPlanMember, [UInt8])]) throws -> [UInt8] {
     let layout = try ZipPlanner.plan(members.map { $0.0 })
+    let out = render(layout, members)
+    #expect(UInt64(out.count) == layout.totalLength)
+    return out
+}
+
+/// The bytes of `layout`, member data taken from `members`.
+func render(_ layout: ZipLayout, _ members: [(ZipPlanMember, [UInt8])]) -> [UInt8] {
     var out: [UInt8] = []
     for s in layout.segments {
         switch s {
@@ -97,7 +104,6 @@ func assembled(_ members: [(ZipPlanMember, [UInt8])]) throws -> [UInt8] {
         case .member(let i, let off, let len): out += members[i].1[Int(off)..<Int(off + len)]
         }
     }
-    #expect(UInt64(out.count) == layout.totalLength)
     return out
 }
 
@@ -177,16 +183,6 @@ func planMember(_ name: String, _ data: [UInt8], deflate: Bool = true) throws ->
     var prefix = ZipLayoutBuilder()
     for m in package { try prefix.add(m.0) }
     prefix.seal()
-    func render(_ layout: ZipLayout, _ members: [(ZipPlanMember, [UInt8])]) -> [UInt8] {
-        var out: [UInt8] = []
-        for s in layout.segments {
-            switch s {
-            case .bytes(let b): out += b
-            case .member(let i, let off, let len): out += members[i].1[Int(off)..<Int(off + len)]
-            }
-        }
-        return out
-    }
     var centrals: [UnsafeRawPointer?] = []
     for host in ["alpha", "beta"] {
         let license = try planMember("\(host).lic", Array("license of \(host)".utf8))

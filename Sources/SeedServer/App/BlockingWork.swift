@@ -3,17 +3,17 @@ import SeedCore
 
 /// Runs blocking work (file hashing, imports, fsync, ledger reads) on `BlockingPool.shared`, so the Swift
 /// concurrency pool, which has one thread per core, never waits for the disk.
-func onBlockingThread<T: Sendable>(_ name: String = "seed-mirror-io", _ body: @escaping @Sendable () -> T) async -> T {
+func onBlockingThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { (c: CheckedContinuation<T, Never>) in
         BlockingPool.shared.submit { c.resume(returning: body()) }
     }
 }
 
 /// `onBlockingThread` for throwing work.
-func onBlockingThread<T: Sendable>(_ name: String = "seed-mirror-io", throwing body: @escaping @Sendable () throws -> T)
+func onBlockingThread<T: Sendable>(throwing body: @escaping @Sendable () throws -> T)
     async throws -> T
 {
-    let r: Result<T, any Error> = await onBlockingThread(name) {
+    let r: Result<T, any Error> = await onBlockingThread {
         do { return .success(try body()) } catch { return .failure(error) }
     }
     return try r.get()
@@ -24,7 +24,7 @@ func onBlockingThread<T: Sendable>(_ name: String = "seed-mirror-io", throwing b
 /// first package requests after a start, all waiting for the same blobs to be verified) queues jobs instead
 /// of starting a thread, with its stack and malloc arena, for each. A job must not wait for a job submitted
 /// after it (jobs here only do disk work and take store locks that running jobs hold). `name` names the
-/// threads; the per-call names of `onBlockingThread` are not kept.
+/// threads.
 final class BlockingPool: Sendable {
     static let shared = BlockingPool(maxThreads: 16, name: "seed-mirror-io")
 

@@ -56,13 +56,11 @@ final class StoreCatalog: PackageCatalog {
     func importUpstreamZip(at zipPath: String, key: PackageKey) async throws -> ImportedPackage {
         let store = self.store
         let version = "upstream-" + iso8601Milliseconds(now())
-        let r = try await onBlockingThread(
-            "seed-mirror-import",
-            throwing: {
-                try store.importZip(
-                    path: zipPath, product: key.product, os: key.os, arch: key.arch, variant: key.variant,
-                    version: version)
-            })
+        let r = try await onBlockingThread(throwing: {
+            try store.importZip(
+                path: zipPath, product: key.product, os: key.os, arch: key.arch, variant: key.variant,
+                version: version)
+        })
         let t = now()
         confirmed.withLock { $0[key] = t }
         return ImportedPackage(
