@@ -651,17 +651,7 @@ private func cText(_ buf: [CChar]) -> String {
 private func clearErrors() { ERR_clear_error() }
 
 /// Drains this thread's OpenSSL error queue into a TLSError for `step`.
-private func capture(_ step: String, path: String? = nil) -> TLSError {
-    var reasons: [String] = []
-    while true {
-        let code = ERR_get_error()
-        if code == 0 { break }
-        var buf = [CChar](repeating: 0, count: 256)
-        ERR_error_string_n(code, &buf, buf.count)
-        reasons.append(cText(buf))
-    }
-    return TLSError(step: step, reasons: reasons, path: path)
-}
+private func capture(_ step: String, path: String? = nil) -> TLSError { TLSError.capture(step, path: path) }
 
 private func check(_ rc: Int32, _ step: String, path: String? = nil) throws(TLSError) {
     if rc != 1 { throw capture(step, path: path) }

@@ -15,15 +15,7 @@ public struct TLSError: Error, Sendable, CustomStringConvertible {
 
     /// Drains this thread's OpenSSL error queue to empty, keeping each reason's text.
     public static func capture(_ step: String, path: String? = nil) -> TLSError {
-        var reasons: [String] = []
-        while true {
-            let code = ERR_get_error()
-            if code == 0 { break }
-            var text = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(code, &text, text.count)
-            reasons.append(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        return TLSError(step: step, reasons: reasons, path: path)
+        TLSError(step: step, reasons: openSSLErrorReasons(), path: path)
     }
 
     public var description: String {
@@ -32,6 +24,19 @@ public struct TLSError: Error, Sendable, CustomStringConvertible {
         if !reasons.isEmpty { s += ": " + reasons.joined(separator: "; ") }
         return s
     }
+}
+
+/// Drains this thread's OpenSSL error queue to empty and returns each reason's text, oldest first.
+public func openSSLErrorReasons() -> [String] {
+    var reasons: [String] = []
+    while true {
+        let code = ERR_get_error()
+        if code == 0 { break }
+        var text = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &text, text.count)
+        reasons.append(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    }
+    return reasons
 }
 
 /// A certificate chain and its private key, as PEM files.

@@ -1,6 +1,7 @@
 internal import CSeedOpenSSL
 internal import CSeedShim
 import Glibc
+import SeedTLS
 
 /// The client SSL_CTX: TLS 1.2+, peer verification against a CA file or the system store.
 final class ClientTLSContext: @unchecked Sendable {
@@ -34,14 +35,7 @@ final class ClientTLSContext: @unchecked Sendable {
 }
 
 func drainOpenSSLErrors() -> String {
-    var reasons: [String] = []
-    while true {
-        let e = ERR_get_error()
-        if e == 0 { break }
-        var buf = [CChar](repeating: 0, count: 256)
-        ERR_error_string_n(e, &buf, buf.count)
-        reasons.append(String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
-    }
+    let reasons = openSSLErrorReasons()
     return reasons.isEmpty ? "no OpenSSL reason" : reasons.joined(separator: "; ")
 }
 

@@ -164,17 +164,7 @@ public final class RawOpenSSLClient {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func drainErrors() -> String {
-        var reasons: [String] = []
-        while true {
-            let code = ERR_get_error()
-            if code == 0 { break }
-            var text = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(code, &text, text.count)
-            reasons.append(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        return reasons.joined(separator: "; ")
-    }
+    static func drainErrors() -> String { openSSLErrorReasons().joined(separator: "; ") }
 }
 
 /// The first flight a real TLS client sends (its ClientHello records), made with SeedTLS's client engine.

@@ -354,13 +354,6 @@ private func firstRange(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
 }
 
 private func opensslReasons() -> String {
-    var reasons: [String] = []
-    while true {
-        let e = ERR_get_error()
-        if e == 0 { break }
-        var buf = [CChar](repeating: 0, count: 256)
-        ERR_error_string_n(e, &buf, buf.count)
-        reasons.append(String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
-    }
+    let reasons = openSSLErrorReasons()
     return reasons.isEmpty ? "no OpenSSL reason" : reasons.joined(separator: "; ")
 }
