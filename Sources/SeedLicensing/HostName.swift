@@ -47,6 +47,7 @@ public enum HostName {
         // A trailing dot (absolute DNS name) is allowed; empty labels elsewhere are not.
         let end = all[hi - 1] == UInt8(ascii: ".") ? hi - 1 : hi
         var allNumeric = true
+        var firstNumeric = false
         var start = lo
         var firstEnd = -1
         while true {
@@ -70,11 +71,18 @@ public enum HostName {
             }
             // A trailing '-' is allowed: the NetBIOS 15-character cut of `finance-laptop-07` ends in one.
             if all[start] == 0x2D { return .failure(HostNameError("host name label starts with '-'")) }
-            if firstEnd < 0 { firstEnd = e }
+            if firstEnd < 0 {
+                firstEnd = e
+                firstNumeric = allNumeric
+            }
             if e >= end { break }
             start = e + 1
         }
         if allNumeric { return .failure(HostNameError("host name is a number or an address, not a host name")) }
+        // The key is the first label: `123.corp` would key a host `123`, which no Windows computer can be named.
+        if firstNumeric {
+            return .failure(HostNameError("host name's first label is a number; a computer name cannot be all digits"))
+        }
         let first = UnsafeBufferPointer(rebasing: all[lo..<firstEnd])
         return .success(
             String(unsafeUninitializedCapacity: first.count) { out in

@@ -1,8 +1,9 @@
 import SeedLicensing
 import Testing
 
-/// The byte-at-a-time `HostName.normalize` against the array-based version it replaced (kept here verbatim
-/// as the reference): the same key or the same reason for every input.
+/// The byte-at-a-time `HostName.normalize` against the array-based version it replaced (kept here as the
+/// reference, verbatim but for the all-digit first label rule added since): the same key or the same reason
+/// for every input.
 private func legacyNormalize(_ raw: String) -> Result<String, HostNameError> {
     var bytes = Array(raw.utf8)
     while let f = bytes.first, f == 0x20 || f == 0x09 || f == 0x0A || f == 0x0D { bytes.removeFirst() }
@@ -44,6 +45,9 @@ private func legacyNormalize(_ raw: String) -> Result<String, HostNameError> {
         if label.first == 0x2D { return .failure(HostNameError("host name label starts with '-'")) }
     }
     if allNumeric { return .failure(HostNameError("host name is a number or an address, not a host name")) }
+    if labels[0].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+        return .failure(HostNameError("host name's first label is a number; a computer name cannot be all digits"))
+    }
     let first = labels[0].map { b in (b >= 0x41 && b <= 0x5A) ? b + 0x20 : b }
     return .success(String(decoding: first, as: UTF8.self))
 }
@@ -54,6 +58,7 @@ private let trickyHosts = [
     "a.b.c.d", String(repeating: "a", count: 63), String(repeating: "a", count: 64), "x." + String(repeating: "b", count: 64),
     String(repeating: "a", count: 253), String(repeating: "a", count: 254), " " + String(repeating: "a", count: 253) + " ",
     "a..%", "%..", "-..", "ABCDEFGHIJKLMNOPQR.example", "0-1", "-1.a",
+    "1.corp", "123.corp.example.", "1a.corp", "a.1", "0-1.corp",
 ]
 
 @Test(arguments: trickyHosts)

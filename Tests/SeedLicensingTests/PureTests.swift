@@ -6,7 +6,7 @@ import Testing
 @Suite struct HostNameTests {
     @Test(arguments: [
         ("WS01", "ws01"), ("ws01", "ws01"), ("WS01.corp.example", "ws01"), ("  Ws01\t", "ws01"),
-        ("ws01.corp.example.", "ws01"), ("a-b-c", "a-b-c"), ("host9", "host9"),
+        ("ws01.corp.example.", "ws01"), ("a-b-c", "a-b-c"), ("host9", "host9"), ("1a.corp", "1a"),
     ])
     func normalizes(raw: String, key: String) throws {
         #expect(try HostName.normalize(raw).get() == key)
@@ -16,6 +16,7 @@ import Testing
         ("", "empty"), ("   ", "empty"), ("ws..corp", "empty label"), (".ws01", "empty label"), ("ws%01", "'%'"),
         ("ws/01", "'/'"), ("ws\\01", "'\\'"), ("ws\u{0}01", "control"), ("ws\u{7}01", "control"),
         ("wѕ01", "non-ASCII"), ("ｗｓ01", "non-ASCII"), ("ws_01", "'_'"), ("-ws01", "'-'"), ("10.0.0.1", "address"),
+        ("1.corp", "first label is a number"), ("123.corp.example.", "first label is a number"),
         (String(repeating: "a", count: 300), "more than 253"), (String(repeating: "a", count: 64), "more than 63"),
     ])
     func refuses(raw: String, reasonPart: String) {
