@@ -10,13 +10,15 @@ let mainPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
 
 func fuzzTarget(_ name: String, _ product: String) -> Target {
     .executableTarget(
-        name: name, dependencies: [.product(name: product, package: mainPackage)], path: "Sources/\(name)")
+        name: name, dependencies: ["FuzzDriver", .product(name: product, package: mainPackage)],
+        path: "Sources/\(name)")
 }
 
 let package = Package(
     name: "SeedFuzz",
     dependencies: [.package(path: "..")],
     targets: [
+        .target(name: "FuzzDriver", path: "Sources/FuzzDriver"),
         fuzzTarget("FuzzRequest", "SeedHTTP"),
         fuzzTarget("FuzzForm", "SeedHTTP"),
         fuzzTarget("FuzzRange", "SeedHTTP"),

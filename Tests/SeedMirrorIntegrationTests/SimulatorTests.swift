@@ -62,16 +62,16 @@ struct SimulatorTests {
         try await withTemporaryDirectory { dir in
             let path = dir + "/thor-package.zip"
             try Data(bytes(response)).write(to: URL(fileURLWithPath: path))
-            let (status, output) = try runTool("/usr/bin/unzip", ["-t", path])
+            let (status, output) = runTool("/usr/bin/unzip", ["-t", path])
             #expect(status == 0, "unzip -t: \(output)")
-            let (_, listing) = try runTool("/usr/bin/unzip", ["-Z1", path])
+            let (_, listing) = runTool("/usr/bin/unzip", ["-Z1", path])
             let names = listing.split(separator: "\n").map(String.init)
             #expect(names.contains("thor64.exe"))
             #expect(names.contains("thor.exe"))
             #expect(names.contains { $0.hasPrefix("signatures/") && $0.hasSuffix(".yar") })
             #expect(names.contains { $0.hasPrefix("tools/") })
             #expect(names.filter { $0.hasSuffix(".lic") } == ["ws01.lic"])
-            let (_, license) = try runTool("/usr/bin/unzip", ["-p", path, "ws01.lic"])
+            let (_, license) = runTool("/usr/bin/unzip", ["-p", path, "ws01.lic"])
             #expect(license.hasPrefix("THOR-SIM-LICENSE hash=\(sim.hostHash("ws01")) host=ws01 type=server serial=1"))
         }
         #expect(sim.counts.packageTransfers == 1)

@@ -54,18 +54,7 @@ extension TransportServerTests {
             }
             #expect(await eventually(3) { s.server.stats.openConnections == 0 })
             let before = residentKilobytes()
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = [script, TransportFixtures.certificates.caFile, "\(s.port)", "\(count)"]
-            let input = Pipe()
-            let output = Pipe()
-            process.standardInput = input
-            process.standardOutput = output
-            try process.run()
-            let line = try await onThread { () -> String in
-                String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
-            }
-            #expect(line.contains("READY"))
+            let clients = try await ClientScript.start(script, port: "\(s.port)", count: count)
             #expect(s.server.stats.openConnections == count)
             let after = residentKilobytes()
             let perConnection = Double(after - before) * 1024 / Double(count)
@@ -74,9 +63,7 @@ extension TransportServerTests {
             // ~1.5 KB (connection, engine, parser) and no buffers: the smallest one it could leak (a 4 KiB queue, a
             // 17 KiB record buffer, the 256 KiB send buffer) would break this bound. Slack covers other suites.
             #expect(!TestBudget.checksMemory || perConnection < 19_000, "\(Int(perConnection)) bytes per idle connection")
-            try input.fileHandleForWriting.close()
-            process.waitUntilExit()
-            try output.fileHandleForReading.close()
+            try clients.stop()
             #expect(await eventually(5) { s.server.stats.openConnections == 0 })
         }
     }
@@ -93,18 +80,7 @@ extension TransportServerTests {
             try await onThread { for _ in 0..<10 { _ = try s.client().request("GET", "/healthz") } }
             #expect(await eventually(3) { s.server.stats.openConnections == 0 })
             let before = residentKilobytes()
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = [script, TransportFixtures.certificates.caFile, "\(s.port)", "\(count)"]
-            let input = Pipe()
-            let output = Pipe()
-            process.standardInput = input
-            process.standardOutput = output
-            try process.run()
-            let line = try await onThread { () -> String in
-                String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
-            }
-            #expect(line.contains("READY"))
+            let clients = try await ClientScript.start(script, port: "\(s.port)", count: count)
             #expect(s.server.stats.openConnections == count)
             try await Task.sleep(for: .seconds(1))  // every socket fills up; the server stops at its queue bound
             let perConnection = (residentKilobytes() - before) / count
@@ -112,10 +88,39 @@ extension TransportServerTests {
             // The SSL object (~15 KiB), the 32 KiB queue, the connection: well under 64 KiB. A 256 KiB buffer per
             // connection breaks the bound.
             #expect(!TestBudget.checksMemory || perConnection < 96, "\(perConnection) KiB per stalled download")
-            try input.fileHandleForWriting.close()
-            process.waitUntilExit()
-            try output.fileHandleForReading.close()
+            try clients.stop()
             #expect(await eventually(5) { s.server.stats.openConnections == 0 })
         }
+    }
+}
+
+/// A Python client script holding `count` TLS connections open until its standard input closes.
+private struct ClientScript {
+    let process: Process
+    let input: Pipe
+    let output: Pipe
+
+    /// Starts `script` with the test CA, `port` and `count` and waits until it prints READY.
+    static func start(_ script: String, port: String, count: Int) async throws -> ClientScript {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [script, TransportFixtures.certificates.caFile, port, "\(count)"]
+        let clients = ClientScript(process: process, input: Pipe(), output: Pipe())
+        process.standardInput = clients.input
+        process.standardOutput = clients.output
+        try process.run()
+        let output = clients.output
+        let line = try await onThread { () -> String in
+            String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        }
+        #expect(line.contains("READY"))
+        return clients
+    }
+
+    /// Closes the script's input (it closes its connections and exits) and waits for it.
+    func stop() throws {
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        try output.fileHandleForReading.close()
     }
 }

@@ -50,7 +50,7 @@ struct PackageFixture {
                         kind = zipfile.ZIP_STORED if rel.endswith('.yml') else zipfile.ZIP_DEFLATED
                         z.write(p, rel, compress_type=kind)
             """
-        let r = run("/usr/bin/env", ["python3", "-c", script, folder, zip])
+        let r = runTool("/usr/bin/env", ["python3", "-c", script, folder, zip])
         #expect(r.status == 0, "\(r.output)")
     }
 }
@@ -102,19 +102,6 @@ func materialize(_ plan: AssemblyPlan) throws -> [UInt8] {
 }
 
 func write(_ bytes: [UInt8], _ path: String) throws { try Data(bytes).write(to: URL(fileURLWithPath: path)) }
-
-func run(_ tool: String, _ args: [String]) -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: tool)
-    p.arguments = args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    do { try p.run() } catch { return (-1, "\(error)") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}
 
 func filesUnder(_ dir: String) -> [String: Int] {
     var out: [String: Int] = [:]
@@ -177,18 +164,18 @@ let license = (name: "thor-lic-ws01.lic", bytes: Array("-----BEGIN THOR LICENSE-
             names.discard('thor-lic-ws01.lic')
             assert not names, names
             """
-        let py = run("/usr/bin/env", ["python3", "-c", check, out, pkg.folder])
+        let py = runTool("/usr/bin/env", ["python3", "-c", check, out, pkg.folder])
         #expect(py.status == 0, "\(py.output)")
-        let unzip = run("/usr/bin/env", ["unzip", "-tq", out])
+        let unzip = runTool("/usr/bin/env", ["unzip", "-tq", out])
         #expect(unzip.status == 0, "\(unzip.output)")
         let extractDir = dir + "/x"
         try FileManager.default.createDirectory(atPath: extractDir, withIntermediateDirectories: true)
-        #expect(run("/usr/bin/env", ["unzip", "-q", out, "-d", extractDir]).status == 0)
+        #expect(runTool("/usr/bin/env", ["unzip", "-q", out, "-d", extractDir]).status == 0)
         #expect(FileManager.default.contents(atPath: extractDir + "/thor64.exe") == Data(pkg.files["thor64.exe"]!))
         if FileManager.default.fileExists(atPath: "/usr/bin/bsdtar") {
             let bsd = dir + "/bsd"
             try FileManager.default.createDirectory(atPath: bsd, withIntermediateDirectories: true)
-            let b = run("/usr/bin/bsdtar", ["-xf", out, "-C", bsd])
+            let b = runTool("/usr/bin/bsdtar", ["-xf", out, "-C", bsd])
             #expect(b.status == 0, "\(b.output)")
             #expect(
                 FileManager.default.contents(atPath: bsd + "/tools/lib/helper.dll")
@@ -421,7 +408,7 @@ let license = (name: "thor-lic-ws01.lic", bytes: Array("-----BEGIN THOR LICENSE-
         // The download that started before gc still reads the right bytes.
         #expect(try materialize(plan) == expected)
         try write(expected, dir + "/old.zip")
-        #expect(run("/usr/bin/env", ["unzip", "-tq", dir + "/old.zip"]).status == 0)
+        #expect(runTool("/usr/bin/env", ["unzip", "-tq", dir + "/old.zip"]).status == 0)
         // The current version is never evicted, even when over the cap.
         let again = try store.enforceSizeCap(0)
         #expect(again.evictedManifests.isEmpty)
@@ -503,7 +490,7 @@ let license = (name: "thor-lic-ws01.lic", bytes: Array("-----BEGIN THOR LICENSE-
                 z.writestr('ok.txt', b'fine')
                 z.writestr('../../escape.exe', b'MZ')
             """
-        #expect(run("/usr/bin/env", ["python3", "-c", script, zip]).status == 0)
+        #expect(runTool("/usr/bin/env", ["python3", "-c", script, zip]).status == 0)
         let store = try PackageStore(root: dir + "/cache")
         do throws(StoreError) {
             _ = try store.importZip(path: zip, product: "thor10", os: "windows", arch: "amd64")

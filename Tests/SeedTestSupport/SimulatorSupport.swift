@@ -4,9 +4,10 @@ public import SeedServer
 public import SeedTLS
 public import SeedUpstream
 
-/// Runs a command and returns its exit status and combined output (for `openssl`, `unzip`, `python3`).
+/// Runs a command and returns its exit status and combined output (for `openssl`, `unzip`, `python3`,
+/// `mono`). A command that cannot be started gives status -1 and the reason as its output.
 @discardableResult
-public func runTool(_ path: String, _ arguments: [String], input: [UInt8]? = nil) throws -> (Int32, String) {
+public func runTool(_ path: String, _ arguments: [String], input: [UInt8]? = nil) -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -15,10 +16,10 @@ public func runTool(_ path: String, _ arguments: [String], input: [UInt8]? = nil
     process.standardError = pipe
     let stdin = Pipe()
     if input != nil { process.standardInput = stdin }
-    try process.run()
+    do { try process.run() } catch { return (-1, "cannot run \(path): \(error)") }
     if let input {
         stdin.fileHandleForWriting.write(Data(input))
-        try stdin.fileHandleForWriting.close()
+        try? stdin.fileHandleForWriting.close()
     }
     let out = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()

@@ -167,8 +167,8 @@ func planMember(_ name: String, _ data: [UInt8], deflate: Bool = true) throws ->
     #expect(archive.entries[2].flags & 0x0800 != 0)  // UTF-8 name
     #expect(archive.entries[0].flags & 0x0800 == 0)
     try withTempFile(bytes) { path in
-        #expect(run("/usr/bin/env", ["python3", "-c", pythonCheck, path]).status == 0)
-        #expect(run("/usr/bin/env", ["unzip", "-tq", path]).status == 0)
+        #expect(runTool("/usr/bin/env", ["python3", "-c", pythonCheck, path]).status == 0)
+        #expect(runTool("/usr/bin/env", ["unzip", "-tq", path]).status == 0)
     }
 }
 
@@ -219,7 +219,7 @@ func planMember(_ name: String, _ data: [UInt8], deflate: Bool = true) throws ->
     #expect(archive.entries.last?.name == "f/65535")
     try withTempFile(bytes) { path in
         #expect(
-            run(
+            runTool(
                 "/usr/bin/env",
                 [
                     "python3", "-c", "import zipfile,sys; assert len(zipfile.ZipFile(sys.argv[1]).infolist())==65536",
@@ -350,19 +350,6 @@ func withTempFile(_ bytes: [UInt8], _ body: (String) throws -> Void) throws {
     try body(path)
 }
 
-func run(_ tool: String, _ args: [String]) -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: tool)
-    p.arguments = args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    do { try p.run() } catch { return (-1, "\(error)") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
 @Test func dataDescriptorsFromAStreamingWriterAreRead() throws {
     let path = NSTemporaryDirectory() + "seedzip-stream-" + UUID().uuidString + ".zip"
     defer { try? FileManager.default.removeItem(atPath: path) }
@@ -373,7 +360,7 @@ func run(_ tool: String, _ args: [String]) -> (status: Int32, output: String) {
             z.writestr('a.txt', b'hello ' * 1000)
             with z.open('b.bin', 'w') as f: f.write(bytes(range(256)) * 100)
         """
-    #expect(run("/bin/sh", ["-c", "python3 -c \"$0\" | cat > \"$1\"", script, path]).status == 0)
+    #expect(runTool("/bin/sh", ["-c", "python3 -c \"$0\" | cat > \"$1\"", script, path]).status == 0)
     let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     let a = try ZipArchive(source: ZipBytes(bytes))
     #expect(a.entries.contains { $0.flags & 8 != 0 })
@@ -391,7 +378,7 @@ func run(_ tool: String, _ args: [String]) -> (status: Int32, output: String) {
             i = zipfile.ZipInfo('etc-link'); i.create_system = 3; i.external_attr = 0o120777 << 16
             z.writestr(i, '/etc')
         """
-    #expect(run("/usr/bin/env", ["python3", "-c", script, path]).status == 0)
+    #expect(runTool("/usr/bin/env", ["python3", "-c", script, path]).status == 0)
     let e = refusal([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
     #expect(e?.kind == .unsafePath("symbolic link"))
     #expect(e?.member == "etc-link")
@@ -463,6 +450,6 @@ struct FileSource: ZipByteSource {
         assert b.header_offset > 0xFFFFFFFF, b.header_offset
         assert z.read('after.txt').startswith(b'rule 0-0')
         """
-    let r = run("/usr/bin/env", ["python3", "-c", check, path])
+    let r = runTool("/usr/bin/env", ["python3", "-c", check, path])
     #expect(r.status == 0, "\(r.output)")
 }
