@@ -74,6 +74,8 @@ public final class AuditLog: DecisionSink, @unchecked Sendable {
     // Guarded by `cond`.
     private let cond = NSCondition()
     private var pending: [Pending] = []
+    /// Records taken off `pending` by the writer and not yet durable (counted in the queue gauge).
+    private var inFlight = 0
     private var nextSeq: UInt64
     private var durableSeq: UInt64
     private var flushRequests = 0
@@ -241,7 +243,7 @@ public final class AuditLog: DecisionSink, @unchecked Sendable {
         }
         pending.append(Pending(seq: nextSeq, time: time, payload: .event(event)))
         nextSeq += 1
-        queueGauge.set(Double(pending.count))
+        queueGauge.set(Double(pending.count + inFlight))
         if pending.count == 1 || pending.count >= options.batchMaxRecords { cond.broadcast() }
         cond.unlock()
     }
@@ -293,16 +295,33 @@ public final class AuditLog: DecisionSink, @unchecked Sendable {
             while pending.count < options.batchMaxRecords && flushRequests == 0 && !stopping {
                 if !cond.wait(until: deadline) { break }
             }
-            let batch = Array(pending.prefix(options.batchMaxRecords))
-            cond.unlock()
+            // Take the whole queue in O(1): event loops calling `record` never wait behind a copy of
+            // thousands of records. It is written in batches of at most `batchMaxRecords`, outside the lock.
+            var taken: [Pending] = []
+            swap(&taken, &pending)
+            inFlight = taken.count
             var failure: AuditError?
-            do throws(AuditError) {
-                try writeBatch(batch)
-            } catch {
-                failure = error
+            var written = 0
+            while written < taken.count {
+                let end = min(taken.count, written + options.batchMaxRecords)
+                cond.unlock()
+                do throws(AuditError) {
+                    try writeBatch(written == 0 && end == taken.count ? taken : Array(taken[written..<end]))
+                } catch {
+                    failure = error
+                }
+                cond.lock()
+                if failure != nil { break }
+                written = end
+                inFlight = taken.count - written
+                durableSeq = taken[end - 1].seq
+                durableHash = lastHash
+                cond.broadcast()
             }
-            cond.lock()
+            inFlight = 0
             if let failure {
+                // What was not written goes back in front of what came meanwhile, in order, for the retry.
+                pending.insert(contentsOf: taken[written...], at: 0)
                 errorsCounter.increment()
                 writeError = failure
                 writeErrorGeneration += 1
@@ -312,11 +331,7 @@ public final class AuditLog: DecisionSink, @unchecked Sendable {
                 _ = cond.wait(until: Date().addingTimeInterval(max(0.2, seconds(options.batchWindow))))
                 continue
             }
-            pending.removeFirst(batch.count)
-            durableSeq = batch.last!.seq
-            durableHash = lastHash
             queueGauge.set(Double(pending.count))
-            cond.broadcast()
         }
         stopped = true
         cond.broadcast()

@@ -265,12 +265,19 @@ func writeLog(
 final class FlakyHeadStore: AuditHeadStore, @unchecked Sendable {
     private let lock = NSLock()
     private var failures: Int
+    private var successesFirst: Int
     private var head: AuditHead?
-    init(failures: Int) { self.failures = failures }
+    /// Stores `successesFirst` heads, then fails `failures` times, then stores again.
+    init(failures: Int, successesFirst: Int = 0) {
+        self.failures = failures
+        self.successesFirst = successesFirst
+    }
     func load() throws -> AuditHead? { lock.withLock { head } }
     func store(_ h: AuditHead) throws {
         try lock.withLock {
-            if failures > 0 {
+            if successesFirst > 0 {
+                successesFirst -= 1
+            } else if failures > 0 {
                 failures -= 1
                 throw AuditError(.headStore("simulated failure"), path: "flaky")
             }
@@ -296,6 +303,31 @@ final class FlakyHeadStore: AuditHeadStore, @unchecked Sendable {
         #expect(records.map(\.seq) == Array(1...20))
         let v = try AuditVerifier.verify(directory: dir, head: try store.load())
         #expect(v.isIntact && v.records == 20, "\(v.summary)")
+    }
+}
+
+@Test func aQueueLongerThanOneBatchFailingHalfwayKeepsItsOrder() async throws {
+    // The writer takes the whole queue and writes it in batches of `batchMaxRecords`; when a later batch
+    // fails, what was not written goes back in front of the records that came meanwhile.
+    try await withTemporaryDirectory { dir in
+        let store = FlakyHeadStore(failures: 1, successesFirst: 1)
+        let metrics = MetricsRegistry()
+        var options = AuditLogOptions(directory: dir)
+        options.batchWindow = .milliseconds(200)
+        options.batchMaxRecords = 8
+        let log = try AuditLog.open(options, headStore: store, metrics: metrics)
+        for i in 0..<20 { log.record(event(.issued, host: "h\(i)")) }
+        #expect(throws: AuditError.self) { try log.flush() }
+        #expect(log.durableHead.seq >= 8, "the first batch is durable before the second fails")
+        for i in 20..<25 { log.record(event(.issued, host: "h\(i)")) }
+        try log.flush()
+        try log.close()
+        #expect(metrics.value(MetricNames.auditWriteErrors) == 1)
+        let records = try AuditFiles.records(directory: dir)
+        #expect(records.map(\.seq) == Array(1...25))
+        #expect(records.compactMap(\.host) == (0..<25).map { "h\($0)" })
+        let v = try AuditVerifier.verify(directory: dir, head: try store.load())
+        #expect(v.isIntact && v.records == 25, "\(v.summary)")
     }
 }
 
