@@ -481,7 +481,7 @@ final class Connection: EventHandler {
         var stepBudget = bodyTuning.stepBytes
         while segmentIndex < segments.count {
             // Refill only once the socket took (nearly) everything: with direct writes the queue holds at most the
-            // rest of one record the socket refused, else at most two records (its storage stays at 32 KiB),
+            // rest of one record the socket refused (16 KiB of storage), else at most two records (32 KiB),
             // however slowly the client reads.
             if engine.pendingOutputCount > bodyTuning.refillBelowBytes || engine.directWriteErrno != 0 { return true }
             // Records written straight to the socket leave nothing queued: hand the turn back now and then.
