@@ -83,17 +83,21 @@ public final class Ledger: LicenseLedger, @unchecked Sendable {
         } else if !FileManager.default.fileExists(atPath: path) {
             throw LedgerError(.notFound, path: path, "no ledger at this path")
         }
+        let db: Database
         do {
-            let db = try Database(path: path, readOnly: readOnly)
-            let ledger = Ledger(
-                db: db, lockFD: fd, path: path, readOnly: readOnly,
-                idleCheckpointSeconds: readOnly ? nil : idleCheckpointSeconds)
-            try ledger.prepareSchema(target: schema)
-            return ledger
+            db = try Database(path: path, readOnly: readOnly)
         } catch {
             if fd >= 0 { Glibc.close(fd) }
             throw error
         }
+        // From here the Ledger owns the lock descriptor: its deinit closes it, also when the schema step
+        // throws. Closing it here as well closed the number twice, and in between another thread's newly
+        // opened file (another ledger's database, say) could have been given that number.
+        let ledger = Ledger(
+            db: db, lockFD: fd, path: path, readOnly: readOnly,
+            idleCheckpointSeconds: readOnly ? nil : idleCheckpointSeconds)
+        try ledger.prepareSchema(target: schema)
+        return ledger
     }
 
     private init(db: Database, lockFD: Int32, path: String, readOnly: Bool, idleCheckpointSeconds: Double?) {

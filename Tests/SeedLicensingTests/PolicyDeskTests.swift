@@ -1,7 +1,9 @@
 import Foundation
+import Glibc
 import SeedLedger
 import SeedLicensing
 import SeedTestSupport
+import Synchronization
 import Testing
 
 /// Each rule: a request it refuses, and the same request answered when the rule is report-only.
@@ -288,6 +290,45 @@ import Testing
             } throws: { e in
                 "\(e)".contains("written by a newer SeedMirror (schema 99 > \(Ledger.schemaVersion))")
             }
+        }
+    }
+
+    @Test func aRefusedOpenClosesNoDescriptorItDoesNotOwn() throws {
+        // A refused open (here: a newer schema) used to close its lock file twice: once in the Ledger's
+        // deinit and once more in `open`'s error path. A file another thread opened in between, under the
+        // same number, was closed under it (seen as a parallel test's "disk I/O error" from SQLite). One
+        // thread opens ledgers that are refused while another keeps opening a file and checking that its
+        // descriptor still refers to it.
+        try withTemporaryDirectorySync { dir in
+            let path = dir + "/ledger.sqlite"
+            do {
+                let l = try Ledger.open(path: path)
+                try l.executeForTestsSetVersion(99)
+            }
+            let canaryPath = dir + "/canary"
+            FileManager.default.createFile(atPath: canaryPath, contents: Data("x".utf8))
+            var canaryStat = stat()
+            #expect(stat(canaryPath, &canaryStat) == 0)
+            let canaryInode = canaryStat.st_ino
+            let stop = Atomic<Bool>(false)
+            let stolen = Atomic<Int>(0)
+            let checker = Thread {
+                while !stop.load(ordering: .relaxed) {
+                    let fd = open(canaryPath, O_RDONLY | O_CLOEXEC)
+                    guard fd >= 0 else { continue }
+                    for _ in 0..<20 {
+                        var st = stat()
+                        if fstat(fd, &st) != 0 || st.st_ino != canaryInode { stolen.add(1, ordering: .relaxed) }
+                    }
+                    // EBADF here means someone else closed our descriptor.
+                    if close(fd) != 0 { stolen.add(1, ordering: .relaxed) }
+                }
+            }
+            checker.start()
+            for _ in 0..<3000 { _ = try? Ledger.open(path: path) }
+            stop.store(true, ordering: .relaxed)
+            while !checker.isFinished { usleep(1000) }
+            #expect(stolen.load(ordering: .relaxed) == 0, "another thread's descriptor was closed under it")
         }
     }
 
