@@ -39,10 +39,18 @@ final class Database {
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
         let rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
         guard rc == SQLITE_OK, let db else {
-            let msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            var msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            var code = rc
+            if let db {
+                code = sqlite3_extended_errcode(db)
+                let e = sqlite3_system_errno(db)
+                if e != 0 { msg += " (\(String(cString: strerror(e))))" }
+            }
             sqlite3_close_v2(db)
-            throw LedgerError(.sqlite(code: rc), path: path, msg)
+            throw LedgerError(.sqlite(code: code), path: path, "opening: " + msg)
         }
+        // Specific codes (SQLITE_IOERR_FSYNC rather than SQLITE_IOERR) in every message from here on.
+        sqlite3_extended_result_codes(db, 1)
         handle = db
         self.path = path
     }
@@ -59,8 +67,13 @@ final class Database {
     }
 
     func error(_ rc: Int32, _ what: String) -> LedgerError {
-        let msg = String(cString: sqlite3_errmsg(handle))
+        var msg = String(cString: sqlite3_errmsg(handle))
         let primary = rc & 0xFF
+        // For a failed system call, the operating system's reason too ("disk I/O error" alone names no cause).
+        if primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN || primary == SQLITE_FULL {
+            let e = sqlite3_system_errno(handle)
+            if e != 0 { msg += " (\(String(cString: strerror(e))))" }
+        }
         if primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT { return LedgerError(.corrupt, path: path, msg) }
         if primary == SQLITE_BUSY || primary == SQLITE_LOCKED { return LedgerError(.locked, path: path, msg) }
         return LedgerError(.sqlite(code: rc), path: path, "\(what): \(msg)")

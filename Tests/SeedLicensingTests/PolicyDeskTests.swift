@@ -277,6 +277,20 @@ import Testing
         }
     }
 
+    @Test func anUnreadableFileNamesTheSystemsReason() throws {
+        try withTemporaryDirectorySync { dir in
+            // A directory where the ledger should be: SQLite says only "disk I/O error"; the error adds why.
+            let path = dir + "/ledger.sqlite"
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+            #expect {
+                _ = try Ledger.open(path: path, readOnly: true)
+            } throws: { e in
+                print("read-only open of a directory: \(e)")
+                return "\(e)".contains("Is a directory")
+            }
+        }
+    }
+
     @Test func newerSchemaIsRefused() throws {
         try withTemporaryDirectorySync { dir in
             let path = dir + "/ledger.sqlite"
