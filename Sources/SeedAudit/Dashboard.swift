@@ -1,4 +1,5 @@
 import Foundation
+import SeedLicensing
 
 /// The admin dashboard: one self-contained HTML page (inline CSS, no scripts, fonts or external
 /// resources) with charts drawn as SVG on the server. Pure: records and the time come in, text goes out.
@@ -187,16 +188,12 @@ public enum Dashboard {
     }
 
     static func networkOf(_ address: String) -> String {
-        var a = address
-        if a.lowercased().hasPrefix("::ffff:"), a.contains(".") { a = String(a.dropFirst(7)) }
-        if let v4 = IPAddress(parsing: a), v4.bytes.count == 4 {
-            return "\(v4.bytes[0]).\(v4.bytes[1]).\(v4.bytes[2]).0/24"
-        }
-        if let v6 = IPAddress(parsing: a) {
-            let groups = stride(from: 0, to: 8, by: 2).map { String(UInt16(v6.bytes[$0]) << 8 | UInt16(v6.bytes[$0 + 1]), radix: 16) }
-            return groups.joined(separator: ":") + "::/64"
-        }
-        return address
+        // SeedLicensing's IPAddress keeps IPv4 as `::ffff:a.b.c.d`, so a mapped address is the same IPv4.
+        guard let ip = IPAddress(address) else { return address }
+        let b = ip.bytes
+        if ip.isV4 { return "\(b[12]).\(b[13]).\(b[14]).0/24" }
+        let groups = stride(from: 0, to: 8, by: 2).map { String(UInt16(b[$0]) << 8 | UInt16(b[$0 + 1]), radix: 16) }
+        return groups.joined(separator: ":") + "::/64"
     }
 
     private static func niceStep(_ maxV: Int) -> Int {

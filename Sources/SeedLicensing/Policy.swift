@@ -126,7 +126,10 @@ public struct IPNetwork: Sendable, Hashable, CustomStringConvertible {
         let maxBits = addr.isV4 ? 32 : 128
         var p = maxBits
         if parts.count == 2 {
-            guard let v = Int(parts[1]), v >= 0, v <= maxBits else { return nil }
+            guard var v = Int(parts[1]) else { return nil }
+            // An IPv4-mapped block (`::ffff:10.0.0.0/104`) gives its prefix in IPv6 bits.
+            if addr.isV4, parts[0].contains(":") { v -= 96 }
+            guard v >= 0, v <= maxBits else { return nil }
             p = v
         }
         self.init(base: addr, prefix: p)

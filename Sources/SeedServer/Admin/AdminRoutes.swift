@@ -1,4 +1,5 @@
 public import SeedAudit
+public import SeedLicensing
 import SeedCore
 public import SeedHTTP
 public import SeedHTTPServer
@@ -124,7 +125,7 @@ public struct AdminRoutes: Sendable {
     /// Nil when the request may proceed, else the 401/403 answer.
     func authorize(_ request: HTTPRequest, context: RequestContext) -> Response? {
         if !access.networks.isEmpty {
-            guard let addr = IPAddress(parsing: context.clientAddress), access.networks.contains(where: { $0.contains(addr) })
+            guard let addr = IPAddress(context.clientAddress), access.networks.contains(where: { $0.contains(addr) })
             else { return .text(403, "the admin API is not reachable from this address") }
         }
         guard let token = access.token else {

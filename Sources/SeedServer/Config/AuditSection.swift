@@ -1,4 +1,5 @@
 public import SeedAudit
+public import SeedLicensing
 public import SeedHTTPServer
 
 /// Configuration of the audit trail, the admin API and metrics: root keys `audit`, `admin` and
@@ -57,7 +58,7 @@ public struct AuditSection: Sendable {
             // `admin.token` belongs to AdminSection (resolved into MirrorConfig.admin.token); this section
             // reads only `admin.networks`, and AdminSection rejects any other unknown key.
             for (i, text) in (try admin.stringArray("networks") ?? []).enumerated() {
-                guard let n = IPNetwork(parsing: text) else {
+                guard let n = IPNetwork(text) else {
                     throw ConfigError("config key admin.networks[\(i)]: \"\(text)\" is not an address or CIDR network")
                 }
                 adminNetworks.append(n)
