@@ -93,7 +93,7 @@ let package = Package(
             name: "SeedMirrorIntegrationTests",
             dependencies: [
                 "SeedServer", "SeedTestSupport", "SeedHTTPServer", "SeedTLS", "SeedHTTP", "SeedZip", "SeedUpstream",
-                "SeedLicensing",
+                "SeedLicensing", "SeedStore",
             ],
             swiftSettings: strict),
     ]

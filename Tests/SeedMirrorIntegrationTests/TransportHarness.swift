@@ -4,6 +4,7 @@ import SeedCore
 import SeedHTTP
 import SeedHTTPServer
 import SeedPosix
+import SeedStore
 import SeedTLS
 import SeedTestSupport
 import Synchronization
@@ -55,7 +56,7 @@ enum TransportFixtures {
             if let out { out.write(Data(block)) }
         }
         try? out?.close()
-        return (path, hasher.finalizeHex())
+        return (path, hasher.finalHex())
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SeedHTTPServer
 import SeedPosix
+import SeedStore
 import SeedCore
 import SeedTLS
 import SeedTestSupport
@@ -312,7 +313,7 @@ import Testing
                     }
                     if got % (16 << 20) < UInt64(piece.count) { peak.withLock { $0 = max($0, residentKilobytes()) } }
                 }
-                return (hasher.finalizeHex(), got)
+                return (hasher.finalHex(), got)
             }
             #expect(count == 200 << 20)
             #expect(digest == file.sha256)
@@ -349,7 +350,7 @@ import Testing
                         #expect((try? fresh?.request("GET", "/healthz").status) == 200)
                     }
                 }
-                return hasher.finalizeHex()
+                return hasher.finalHex()
             }
             #expect(digest == file.sha256)
         }

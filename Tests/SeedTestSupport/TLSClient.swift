@@ -246,20 +246,3 @@ public final class TLSTestClient {
     }
 }
 
-/// Streaming SHA-256 over OpenSSL's EVP, hex result.
-public final class SHA256Hasher {
-    private let ctx: OpaquePointer
-    public init() {
-        ctx = EVP_MD_CTX_new()!
-        EVP_DigestInit_ex(ctx, EVP_sha256(), nil)
-    }
-    deinit { EVP_MD_CTX_free(ctx) }
-    public func update(_ bytes: UnsafeRawBufferPointer) { EVP_DigestUpdate(ctx, bytes.baseAddress, bytes.count) }
-    public func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
-    public func finalizeHex() -> String {
-        var out = [UInt8](repeating: 0, count: 32)
-        var n: UInt32 = 0
-        EVP_DigestFinal_ex(ctx, &out, &n)
-        return out.map { String(format: "%02x", $0) }.joined()
-    }
-}
