@@ -27,9 +27,11 @@ func runImport(_ args: inout Arguments) async throws -> Int32 {
     if r.licenses.isEmpty {
         say("  licenses: none in the archive")
     } else {
-        // The license store is a separate part; until it takes them, list what was found.
+        // Not package content. A bundle does not say which license type its files are, so they are not
+        // pooled here: the operator pools them with `licenses import`, which asks for the type.
         say("  licenses found (not package content; not stored by the package store):")
         for l in r.licenses { say("    \(l.name) (\(l.bytes.count) bytes)") }
+        say("  to add them to the offline license pool: seed-mirror licenses import \(zip) --type server|workstation")
     }
     return 0
 }
