@@ -39,6 +39,12 @@ public func openSSLErrorReasons() -> [String] {
     return reasons
 }
 
+/// `openSSLErrorReasons()` as one line for an error message ("no OpenSSL reason" when the queue was empty).
+public func openSSLErrorText() -> String {
+    let reasons = openSSLErrorReasons()
+    return reasons.isEmpty ? "no OpenSSL reason" : reasons.joined(separator: "; ")
+}
+
 /// A certificate chain and its private key, as PEM files.
 public struct CertificateKeyPair: Sendable, Equatable {
     public var certificateChainPath: String

@@ -11,7 +11,7 @@ final class ClientTLSContext: @unchecked Sendable {
     init(caFile: String?) throws(UpstreamError) {
         _ = seed_OPENSSL_init()
         guard let c = SSL_CTX_new(TLS_client_method()) else {
-            throw UpstreamError(.tls, stage: .notSent, endpoint: "-", detail: "SSL_CTX_new: \(drainOpenSSLErrors())")
+            throw UpstreamError(.tls, stage: .notSent, endpoint: "-", detail: "SSL_CTX_new: \(openSSLErrorText())")
         }
         ctx = c
         _ = seed_SSL_CTX_set_min_proto_version(c, seed_TLS1_2_VERSION())
@@ -22,7 +22,7 @@ final class ClientTLSContext: @unchecked Sendable {
             guard SSL_CTX_load_verify_locations(c, caFile, nil) == 1 else {
                 throw UpstreamError(
                     .tls, stage: .notSent, endpoint: caFile,
-                    detail: "cannot load CA file: \(drainOpenSSLErrors()); check upstream.caFile")
+                    detail: "cannot load CA file: \(openSSLErrorText()); check upstream.caFile")
             }
         } else {
             _ = SSL_CTX_set_default_verify_paths(c)
@@ -34,10 +34,6 @@ final class ClientTLSContext: @unchecked Sendable {
     deinit { SSL_CTX_free(ctx) }
 }
 
-func drainOpenSSLErrors() -> String {
-    let reasons = openSSLErrorReasons()
-    return reasons.isEmpty ? "no OpenSSL reason" : reasons.joined(separator: "; ")
-}
 
 func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }
 
@@ -67,7 +63,7 @@ final class BlockingTLSConnection {
         // The handshake is bounded by the connect timeout, everything after by the read timeout.
         setSocketTimeouts(fd, timeout)
         guard let s = SSL_new(tls.ctx) else {
-            throw UpstreamError(.tls, stage: .notSent, endpoint: endpoint, detail: "SSL_new: \(drainOpenSSLErrors())")
+            throw UpstreamError(.tls, stage: .notSent, endpoint: endpoint, detail: "SSL_new: \(openSSLErrorText())")
         }
         ssl = s
         _ = SSL_set_fd(s, fd)
@@ -83,7 +79,7 @@ final class BlockingTLSConnection {
             let verify = SSL_get_verify_result(s)
             let sslError = SSL_get_error(s, rc)
             let e = seed_errno()
-            let reasons = drainOpenSSLErrors()
+            let reasons = openSSLErrorText()
             if verify != Int(seed_X509_V_OK()) {
                 let text = String(cString: X509_verify_cert_error_string(verify))
                 throw UpstreamError(.certificate, stage: .notSent, endpoint: endpoint, detail: text)
@@ -117,7 +113,7 @@ final class BlockingTLSConnection {
             }
             let err = SSL_get_error(ssl, n)
             let e = seed_errno()
-            let reasons = drainOpenSSLErrors()
+            let reasons = openSSLErrorText()
             if err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ {
                 throw UpstreamError(.timeout, stage: .outcomeUnknown, endpoint: endpoint, detail: "write stalled")
             }
@@ -133,7 +129,7 @@ final class BlockingTLSConnection {
             if n > 0 { return Int(n) }
             let err = SSL_get_error(ssl, n)
             let e = seed_errno()
-            let reasons = drainOpenSSLErrors()
+            let reasons = openSSLErrorText()
             switch err {
             case SSL_ERROR_ZERO_RETURN: return 0
             case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:

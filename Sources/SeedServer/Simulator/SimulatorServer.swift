@@ -49,12 +49,12 @@ public final class SimulatorServer: Sendable {
         let context = Context(ctx: c)
         _ = seed_SSL_CTX_set_min_proto_version(c, seed_TLS1_2_VERSION())
         guard SSL_CTX_use_certificate_chain_file(c, certificate.certificateChainPath) == 1 else {
-            throw SimulatorError("cannot load certificate \(certificate.certificateChainPath): \(opensslReasons())")
+            throw SimulatorError("cannot load certificate \(certificate.certificateChainPath): \(openSSLErrorText())")
         }
         guard SSL_CTX_use_PrivateKey_file(c, certificate.privateKeyPath, SSL_FILETYPE_PEM) == 1,
             SSL_CTX_check_private_key(c) == 1
         else {
-            throw SimulatorError("cannot load key \(certificate.privateKeyPath): \(opensslReasons())")
+            throw SimulatorError("cannot load key \(certificate.privateKeyPath): \(openSSLErrorText())")
         }
         self.tls = context
         self.handler = handler
@@ -351,9 +351,4 @@ private func firstRange(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
         if haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
     }
     return nil
-}
-
-private func opensslReasons() -> String {
-    let reasons = openSSLErrorReasons()
-    return reasons.isEmpty ? "no OpenSSL reason" : reasons.joined(separator: "; ")
 }
