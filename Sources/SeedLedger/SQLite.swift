@@ -39,12 +39,11 @@ final class Database {
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
         let rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
         guard rc == SQLITE_OK, let db else {
-            var msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            var msg = "cannot open"
             var code = rc
             if let db {
                 code = sqlite3_extended_errcode(db)
-                let e = sqlite3_system_errno(db)
-                if e != 0 { msg += " (\(String(cString: strerror(e))))" }
+                msg = Database.message(db, code)
             }
             sqlite3_close_v2(db)
             throw LedgerError(.sqlite(code: code), path: path, "opening: " + msg)
@@ -67,16 +66,23 @@ final class Database {
     }
 
     func error(_ rc: Int32, _ what: String) -> LedgerError {
-        var msg = String(cString: sqlite3_errmsg(handle))
+        let msg = Database.message(handle, rc)
         let primary = rc & 0xFF
-        // For a failed system call, the operating system's reason too ("disk I/O error" alone names no cause).
-        if primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN || primary == SQLITE_FULL {
-            let e = sqlite3_system_errno(handle)
-            if e != 0 { msg += " (\(String(cString: strerror(e))))" }
-        }
         if primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT { return LedgerError(.corrupt, path: path, msg) }
         if primary == SQLITE_BUSY || primary == SQLITE_LOCKED { return LedgerError(.locked, path: path, msg) }
         return LedgerError(.sqlite(code: rc), path: path, "\(what): \(msg)")
+    }
+
+    /// SQLite's message for `rc`; for a failed system call (I/O, open, disk full), the operating system's
+    /// reason too ("disk I/O error" alone names no cause).
+    private static func message(_ db: OpaquePointer, _ rc: Int32) -> String {
+        var msg = String(cString: sqlite3_errmsg(db))
+        let primary = rc & 0xFF
+        if primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN || primary == SQLITE_FULL {
+            let e = sqlite3_system_errno(db)
+            if e != 0 { msg += " (\(String(cString: strerror(e))))" }
+        }
+        return msg
     }
 
     func execute(_ sql: String) throws(LedgerError) {
